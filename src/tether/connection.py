@@ -1,0 +1,320 @@
+"""One HTTP/1.1 connection: a socket, the protocol reader, and the facts its lifecycle needs.
+
+A connection carries one request at a time. The pool decides whether to reuse it (through
+``retire_reason``, ``check_idle`` and ``reusable``); the connection only does the I/O and keeps
+the record: when it was made, how many requests it carried, when it went idle, what the server
+announced in Keep-Alive, how long a round trip takes.
+"""
+
+from __future__ import annotations
+
+import itertools
+import select
+import socket
+import ssl
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+
+from .exceptions import (
+    ReadError,
+    ReadTimeout,
+    TransportError,
+    WriteError,
+    WriteTimeout,
+)
+from .http11 import ResponseHead, ResponseReader, encode_chunk, encode_request
+from .lifecycle import CloseReason, Limits, retire_reason
+from .models import Origin, Request, Timeout
+from .sockets import ConnectTimings, idle_socket_state
+
+__all__ = ["ConnectionInfo", "HTTP11Connection"]
+
+_RECV_SIZE = 65536
+_ids = itertools.count(1)
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectionInfo:
+    """Which connection carried a response, and what that connection had been through.
+
+    ``reused`` is True when the connection had carried an earlier request; ``request_number``
+    says which request this was on it (1, 2, ...); ``idle_time`` how long it had sat idle in
+    the pool before this request (0.0 for a new connection). ``dns_time``, ``connect_time`` and
+    ``tls_time`` are the set-up costs this request paid (0.0 on a reused connection),
+    ``ttfb`` the seconds from the end of writing the request to the first response byte.
+    ``retries`` counts how many times tether resent the request on a new connection because a
+    reused one turned out dead.
+    """
+
+    connection_id: int
+    reused: bool
+    request_number: int
+    idle_time: float
+    local_address: tuple[str, int]
+    remote_address: tuple[str, int]
+    http_version: str
+    tls_version: str | None
+    tls_cipher: str | None
+    alpn_protocol: str | None
+    dns_time: float
+    connect_time: float
+    tls_time: float
+    ttfb: float
+    retries: int = 0
+
+
+class HTTP11Connection:
+    """A persistent HTTP/1.1 connection to one origin (owned by a pool)."""
+
+    def __init__(
+        self,
+        origin: Origin,
+        sock: socket.socket,
+        timings: ConnectTimings,
+        clock: Callable[[], float],
+    ) -> None:
+        self.id = next(_ids)
+        self.origin = origin
+        self.timings = timings
+        self._sock = sock
+        self._clock = clock
+        self._poller = select.poll()
+        self._poller.register(sock.fileno(), select.POLLIN)
+        self._timeout: float | None = sock.gettimeout()
+        self.created_at = clock()
+        self.idle_since = self.created_at
+        self.requests = 0
+        # Round-trip estimate: the TCP handshake, then the fastest first byte seen.
+        self.rtt = timings.connect
+        self.server_timeout: float | None = None
+        self.server_max: int | None = None
+        self.closed = False
+        self.close_reason: CloseReason | None = None
+        self.reusable = False
+        self.wrote_any = False
+        self.response_started = False
+        self.ttfb = 0.0
+        self._reader: ResponseReader | None = None
+        self.local_address = _address(sock.getsockname())
+        self.remote_address = _address(sock.getpeername())
+        if isinstance(sock, ssl.SSLSocket):
+            cipher = sock.cipher()
+            self.tls: tuple[str | None, str | None, str | None] = (
+                sock.version(),
+                cipher[0] if cipher else None,
+                sock.selected_alpn_protocol(),
+            )
+        else:
+            self.tls = (None, None, None)
+
+    def fileno(self) -> int:
+        return self._sock.fileno()
+
+    # -- lifecycle questions the pool asks ----------------------------------------------------
+
+    def retire_reason(
+        self, now: float, limits: Limits, learned: float | None
+    ) -> CloseReason | None:
+        """Why this idle connection must not be reused now (None: it may be)."""
+        return retire_reason(
+            now=now,
+            created_at=self.created_at,
+            idle_since=self.idle_since,
+            requests=self.requests,
+            limits=limits,
+            server_timeout=self.server_timeout,
+            server_max=self.server_max,
+            learned_timeout=learned,
+            rtt=self.rtt,
+        )
+
+    def check_idle(self) -> CloseReason | None:
+        """The liveness check on checkout: None if the socket is fit for a request."""
+        state = idle_socket_state(self._sock, self._poller)
+        if state == "ok":
+            return None
+        return CloseReason.SERVER_CLOSED_IDLE if state == "closed" else CloseReason.UNSOLICITED_DATA
+
+    # -- one request --------------------------------------------------------------------------
+
+    def send_request(self, request: Request, timeout: Timeout) -> ResponseHead:
+        """Write ``request`` and read up to the end of the response head.
+
+        On failure raises a TransportError; ``wrote_any`` and ``response_started`` then tell the
+        pool whether a retry is allowed.
+        """
+        self.requests += 1
+        self.wrote_any = False
+        self.response_started = False
+        self.reusable = False
+        reader = self._reader = ResponseReader(head_request=request.method == "HEAD")
+        headers = request.headers
+        block = headers.encode()
+        has_host, has_length, wants_close = headers.framing()
+        url = request.url
+        body = request.body
+        data = encode_request(
+            request.method,
+            url.target,
+            url.host_header,
+            block,
+            body,
+            has_host=has_host,
+            has_length=has_length,
+        )
+        self._set_timeout(timeout.write)
+        try:
+            self._write(data)
+            if body is not None and not isinstance(body, bytes):
+                self._write_chunked(body)
+        except TimeoutError:
+            raise WriteTimeout(
+                f"writing the request to {self.origin} timed out after {timeout.write}s",
+                request=request,
+                may_have_reached_server=self.wrote_any,
+            ) from None
+        except OSError as exc:
+            raise WriteError(
+                f"writing the request to {self.origin} failed: {exc}",
+                request=request,
+                may_have_reached_server=self.wrote_any,
+            ) from None
+        sent_at = self._clock()
+        self._set_timeout(timeout.read)
+        while reader.head is None:
+            self._receive(reader, request, timeout)
+        self.ttfb = self._clock() - sent_at
+        if self.ttfb < self.rtt or self.requests == 1:
+            self.rtt = self.ttfb if self.requests == 1 else min(self.rtt, self.ttfb)
+        head = reader.head
+        if head.keep_alive_timeout is not None:
+            self.server_timeout = head.keep_alive_timeout
+        if head.keep_alive_max is not None:
+            # max counts the requests still allowed after this one.
+            self.server_max = self.requests + head.keep_alive_max
+        if wants_close:
+            head.keep_alive = False
+        return head
+
+    def read_body(self, request: Request, timeout: Timeout) -> bytes:
+        """The next piece of the body; b"" once the response is complete."""
+        reader = self._reader
+        assert reader is not None
+        data = reader.take_body()
+        while not data and not reader.complete:
+            self._receive(reader, request, timeout)
+            data = reader.take_body()
+        if reader.complete and not data:
+            head = reader.head
+            assert head is not None
+            self.reusable = head.keep_alive and reader.reusable
+        return data
+
+    def worth_draining(self, limit: int) -> bool:
+        """Could the rest of an abandoned body be read cheaply so the connection is kept?"""
+        reader = self._reader
+        head = reader.head if reader is not None else None
+        if reader is None or head is None or not head.keep_alive or not reader.reusable:
+            return False
+        if head.content_length is None:
+            return head.chunked  # unknown length: try up to the limit
+        return head.content_length - reader.body_received <= limit
+
+    def close(self, reason: CloseReason) -> None:
+        """Close the socket (exactly once) and remember why."""
+        if self.closed:
+            return
+        self.closed = True
+        self.close_reason = reason
+        self.reusable = False
+        try:
+            self._poller.unregister(self._sock.fileno())
+        except (KeyError, ValueError):
+            pass
+        self._sock.close()
+
+    # -- I/O ----------------------------------------------------------------------------------
+
+    def _set_timeout(self, value: float | None) -> None:
+        if value != self._timeout:
+            self._sock.settimeout(value)
+            self._timeout = value
+
+    def _write(self, data: bytes) -> None:
+        if not self.wrote_any:
+            # send() reports exactly what went out, so a failure here means nothing did.
+            sent = self._sock.send(data)
+            self.wrote_any = True
+            data = data[sent:]
+        if data:
+            self._sock.sendall(data)
+
+    def _write_chunked(self, body: Iterable[bytes]) -> None:
+        for piece in body:
+            if piece:
+                self._sock.sendall(encode_chunk(piece))
+        self._sock.sendall(encode_chunk(b""))
+
+    def _receive(self, reader: ResponseReader, request: Request, timeout: Timeout) -> None:
+        try:
+            data = self._sock.recv(_RECV_SIZE)
+        except TimeoutError:
+            raise ReadTimeout(
+                f"no response bytes from {self.origin} within {timeout.read}s",
+                request=request,
+                may_have_reached_server=True,
+            ) from None
+        except OSError as exc:
+            raise ReadError(
+                f"reading the response from {self.origin} failed: {exc}",
+                request=request,
+                may_have_reached_server=True,
+            ) from None
+        try:
+            if data:
+                self.response_started = True
+                reader.feed(data)
+            elif reader.bytes_received == 0:
+                raise ReadError(
+                    f"{self.origin} closed the connection without sending a response",
+                    request=request,
+                    may_have_reached_server=True,
+                )
+            else:
+                reader.feed_eof()
+        except TransportError as exc:
+            exc.request = request
+            exc.may_have_reached_server = True
+            raise
+
+    def info(self, idle_time: float, retries: int, version: str) -> ConnectionInfo:
+        """What ``connection_info`` says about the request just made on this connection."""
+        first = self.requests == 1
+        t = self.timings
+        return ConnectionInfo(
+            self.id,
+            not first,
+            self.requests,
+            idle_time,
+            self.local_address,
+            self.remote_address,
+            version,
+            self.tls[0],
+            self.tls[1],
+            self.tls[2],
+            t.dns if first else 0.0,
+            t.connect if first else 0.0,
+            t.tls if first else 0.0,
+            self.ttfb,
+            retries,
+        )
+
+    def __repr__(self) -> str:
+        state = f"closed: {self.close_reason.name}" if self.close_reason else "open"
+        return f"<HTTP11Connection #{self.id} {self.origin} requests={self.requests} {state}>"
+
+
+def _address(raw: object) -> tuple[str, int]:
+    if isinstance(raw, tuple) and len(raw) >= 2:
+        return (str(raw[0]), int(raw[1]))
+    return (str(raw), 0)

@@ -1,0 +1,290 @@
+"""HTTP/1.1 for a client, sans-I/O: request bytes out, response bytes in, no socket, no clock.
+
+`encode_request` turns a validated request into the bytes to write. `ResponseReader` takes the
+bytes a server sends (in pieces of any size) and says, through its attributes, what it has
+understood so far: ``head`` once the final status line and headers are complete, the body in
+``take_body()``, ``complete`` at the end of the message, and ``reusable`` whether the connection
+may carry another request afterwards.
+
+Framing is llhttp's (through httptools), which refuses the smuggling shapes: both
+Content-Length and Transfer-Encoding, repeated or invalid Content-Length, bad chunk sizes, bare
+LF line ends. What llhttp cannot know is ours: a response to HEAD has no body whatever its
+headers say, 1xx interim responses are skipped, and the limits on the header block.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import httptools
+
+from .exceptions import RemoteProtocolError
+
+__all__ = ["ResponseHead", "ResponseReader", "encode_request", "parse_keep_alive"]
+
+MAX_HEADER_BYTES = 64 * 1024
+MAX_HEADERS = 100
+BODYLESS_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "TRACE", "DELETE", "CONNECT"})
+
+
+def encode_request(
+    method: str,
+    target: str,
+    host: str,
+    header_block: bytes,
+    body: bytes | Iterable[bytes] | None,
+    *,
+    has_host: bool = False,
+    has_length: bool = False,
+) -> bytes:
+    """The request line and header block (and a bytes body) ready to write.
+
+    ``header_block`` is already validated and encoded (see ``Headers.encode``). A bytes body gets
+    a Content-Length, an iterable one is sent chunked (see ``encode_chunk``), and a method that
+    normally carries a body gets ``Content-Length: 0`` when it has none.
+    """
+    head = f"{method} {target} HTTP/1.1\r\n"
+    if not has_host:
+        head += f"Host: {host}\r\n"
+    if isinstance(body, bytes):
+        if not has_length:
+            head += f"Content-Length: {len(body)}\r\n"
+        return b"".join((head.encode("latin-1"), header_block, b"\r\n", body))
+    if body is not None:
+        if not has_length:
+            head += "Transfer-Encoding: chunked\r\n"
+    elif method not in BODYLESS_METHODS and not has_length:
+        head += "Content-Length: 0\r\n"
+    return b"".join((head.encode("latin-1"), header_block, b"\r\n"))
+
+
+def encode_chunk(data: bytes) -> bytes:
+    """One chunk of a chunked request body; ``b""`` gives the last chunk."""
+    if not data:
+        return b"0\r\n\r\n"
+    return b"%x\r\n%s\r\n" % (len(data), data)
+
+
+def parse_keep_alive(value: bytes) -> tuple[float | None, int | None]:
+    """Read ``Keep-Alive: timeout=5, max=100`` into (timeout, max); unknown parts are ignored."""
+    timeout: float | None = None
+    max_requests: int | None = None
+    for part in value.split(b","):
+        key, _, number = part.partition(b"=")
+        key = key.strip().lower()
+        try:
+            if key == b"timeout":
+                timeout = max(0.0, float(number.strip(b' "')))
+            elif key == b"max":
+                max_requests = max(0, int(number.strip(b' "')))
+        except ValueError:
+            continue
+    return timeout, max_requests
+
+
+class ResponseHead:
+    """The final status line and headers of a response, with what framing learnt from them."""
+
+    __slots__ = (
+        "chunked",
+        "content_length",
+        "http_version",
+        "keep_alive",
+        "keep_alive_max",
+        "keep_alive_timeout",
+        "raw_headers",
+        "reason",
+        "status",
+    )
+
+    def __init__(self, status: int, reason: str, raw_headers: list[tuple[bytes, bytes]]) -> None:
+        self.status = status
+        self.reason = reason
+        self.raw_headers = raw_headers
+        self.http_version = "HTTP/1.1"
+        self.keep_alive = True
+        self.content_length: int | None = None
+        self.chunked = False
+        self.keep_alive_timeout: float | None = None
+        self.keep_alive_max: int | None = None
+
+
+class _HeadDone(Exception):
+    """Raised from the parser callback to stop at the end of a HEAD response's headers."""
+
+
+class ResponseReader:
+    """Parses one response. Feed it bytes and EOF; read ``head``, the body and ``complete``."""
+
+    __slots__ = (
+        "_body",
+        "_head_buffer",
+        "_headers",
+        "_headers_seen",
+        "_is_head",
+        "_parser",
+        "_reason",
+        "body_received",
+        "bytes_received",
+        "complete",
+        "head",
+        "reusable",
+    )
+
+    def __init__(self, *, head_request: bool = False) -> None:
+        self._parser = httptools.HttpResponseParser(self)
+        self._is_head = head_request
+        self._head_buffer = bytearray() if head_request else None
+        self._headers: list[tuple[bytes, bytes]] = []
+        self._headers_seen = 0
+        self._reason = ""
+        self._body: list[bytes] = []
+        self.head: ResponseHead | None = None
+        self.complete = False
+        self.reusable = True
+        self.bytes_received = 0
+        self.body_received = 0
+
+    # -- input -------------------------------------------------------------------------------
+
+    def feed(self, data: bytes) -> None:
+        """Take bytes from the server. Raises RemoteProtocolError on anything malformed."""
+        self.bytes_received += len(data)
+        if self.complete:
+            # Bytes after the end of a response: the connection is in an unknown state.
+            self.reusable = False
+            return
+        if self.head is None and self.bytes_received > MAX_HEADER_BYTES:
+            raise RemoteProtocolError(f"response header block exceeds {MAX_HEADER_BYTES} bytes")
+        if self._head_buffer is not None:
+            self._feed_head_response(data)
+            return
+        try:
+            self._parser.feed_data(data)
+        except httptools.HttpParserCallbackError as exc:
+            self._callback_failed(exc)
+        except httptools.HttpParserUpgrade:
+            raise RemoteProtocolError(
+                "server switched protocols (101) without being asked"
+            ) from None
+        except httptools.HttpParserError as exc:
+            self._parse_failed(exc)
+
+    def feed_eof(self) -> None:
+        """The server closed its side. Completes a close-delimited body, otherwise is an error."""
+        self.reusable = False
+        if self.complete:
+            return
+        head = self.head
+        if head is None:
+            if self.bytes_received == 0:
+                raise RemoteProtocolError("server closed the connection without sending a response")
+            raise RemoteProtocolError(
+                f"server closed the connection in the middle of the response head "
+                f"after {self.bytes_received} bytes"
+            )
+        if head.content_length is not None:
+            raise RemoteProtocolError(
+                f"response body shorter than announced: received {self.body_received} of "
+                f"{head.content_length} bytes"
+            )
+        if head.chunked:
+            raise RemoteProtocolError(
+                f"server closed the connection inside a chunked body after "
+                f"{self.body_received} bytes"
+            )
+        self.complete = True  # a close-delimited body ends at EOF
+
+    def take_body(self) -> bytes:
+        """The body bytes received since the last call."""
+        body = self._body
+        if not body:
+            return b""
+        self._body = []
+        return body[0] if len(body) == 1 else b"".join(body)
+
+    # -- failures ----------------------------------------------------------------------------
+
+    def _callback_failed(self, exc: Exception) -> None:
+        cause = exc.__context__
+        if isinstance(cause, RemoteProtocolError):
+            raise cause from None
+        raise RemoteProtocolError(f"malformed response: {cause or exc}") from None
+
+    def _parse_failed(self, exc: Exception) -> None:
+        if self.complete:
+            self.reusable = False  # garbage after a complete response: the response stands
+            return
+        raise RemoteProtocolError(f"malformed response: {exc}") from None
+
+    def _feed_head_response(self, data: bytes) -> None:
+        # llhttp cannot be told the request was HEAD, so it would wait for Content-Length bytes.
+        # Feed it only whole header blocks and stop it at the end of the final one.
+        buffer = self._head_buffer
+        assert buffer is not None
+        buffer += data
+        while not self.complete:
+            end = buffer.find(b"\r\n\r\n")
+            if end < 0:
+                return
+            block = bytes(buffer[: end + 4])
+            del buffer[: end + 4]
+            try:
+                self._parser.feed_data(block)
+            except httptools.HttpParserCallbackError as exc:
+                if not isinstance(exc.__context__, _HeadDone):
+                    self._callback_failed(exc)
+            except httptools.HttpParserError as exc:
+                self._parse_failed(exc)
+        if buffer:
+            self.reusable = False
+
+    # -- httptools callbacks -----------------------------------------------------------------
+
+    def on_status(self, reason: bytes) -> None:
+        self._reason = reason.decode("latin-1")
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self._headers_seen += 1
+        if self._headers_seen > MAX_HEADERS:
+            raise RemoteProtocolError(f"response has more than {MAX_HEADERS} headers")
+        self._headers.append((name, value))
+
+    def on_headers_complete(self) -> None:
+        parser = self._parser
+        status = parser.get_status_code()
+        if 100 <= status < 200:
+            if status == 101:
+                raise RemoteProtocolError("server switched protocols (101) without being asked")
+            self._headers = []  # interim response: skip it, the final one follows
+            self._headers_seen = 0
+            return
+        head = ResponseHead(status, self._reason, self._headers)
+        head.http_version = "HTTP/" + parser.get_http_version()
+        head.keep_alive = parser.should_keep_alive()
+        for name, value in self._headers:
+            lower = name.lower()
+            if lower == b"content-length":
+                head.content_length = int(value)
+            elif lower == b"transfer-encoding":
+                head.chunked = value.rsplit(b",", 1)[-1].strip().lower() == b"chunked"
+            elif lower == b"keep-alive":
+                head.keep_alive_timeout, head.keep_alive_max = parse_keep_alive(value)
+        if status in (204, 304) or self._is_head:
+            head.content_length = None
+        self.head = head
+        if self._is_head:
+            self.complete = True
+            raise _HeadDone()
+
+    def on_body(self, body: bytes) -> None:
+        self.body_received += len(body)
+        self._body.append(body)
+
+    def on_message_complete(self) -> None:
+        if self.head is not None:
+            self.complete = True
+
+    def on_message_begin(self) -> None:
+        if self.complete:
+            self.reusable = False  # a second response nobody asked for

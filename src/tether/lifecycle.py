@@ -1,0 +1,128 @@
+"""When a connection may be reused, when it must be retired, and when a request may be retried.
+
+Everything that decides a connection's fate lives here, as pure functions of numbers the
+connection records and of the clock's reading, which is passed in: the pool asks, this module
+answers, and tests can ask with any clock they like. docs/lifecycle.md explains each rule.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+
+__all__ = ["CloseReason", "IdleTimeoutLearner", "Limits", "retire_reason", "should_retry"]
+
+
+class CloseReason(enum.Enum):
+    """Why a connection was closed: every close has one, and the pool counts them."""
+
+    SERVER_CLOSED_IDLE = "server closed idle connection"
+    SERVER_CLOSED = "server closed the connection after the response"
+    IDLE_TIMEOUT = "idle timeout"
+    SERVER_IDLE_TIMEOUT = "server's Keep-Alive timeout is near"
+    LEARNED_IDLE_TIMEOUT = "learned server idle timeout is near"
+    KEEP_ALIVE_MAX = "server's Keep-Alive max reached"
+    MAX_REQUESTS = "max requests per connection reached"
+    MAX_LIFETIME = "max lifetime reached"
+    NOT_PERSISTENT = "response not persistent (Connection: close, HTTP/1.0, close-delimited)"
+    POOL_FULL = "pool full"
+    BODY_NOT_CONSUMED = "response closed before its body was read"
+    PROTOCOL_ERROR = "protocol error"
+    NETWORK_ERROR = "network error"
+    TIMEOUT = "timeout"
+    UNSOLICITED_DATA = "server sent data on an idle connection"
+    POOL_CLOSED = "pool closed"
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """Client-side limits on a connection's life.
+
+    Args:
+        idle_timeout: retire a connection idle this long (seconds). Never longer than the
+            server's announced ``Keep-Alive: timeout`` or the learned one.
+        max_lifetime: retire a connection this old, idle or not (None: no limit).
+        max_requests: retire a connection after this many requests (None: no limit).
+    """
+
+    idle_timeout: float | None = 5.0
+    max_lifetime: float | None = None
+    max_requests: int | None = None
+
+
+# How much earlier than the server's deadline we retire: the request needs a one-way trip to
+# arrive and the server's idle clock started a one-way trip before ours; the rest is jitter.
+_MARGIN_FIXED = 0.05
+_MARGIN_FRACTION = 0.05
+
+
+def server_deadline(timeout: float, rtt: float) -> float:
+    """Idle seconds after which a request may reach a server that closes at ``timeout``."""
+    return timeout - 2.0 * rtt - _MARGIN_FIXED - _MARGIN_FRACTION * timeout
+
+
+def retire_reason(
+    *,
+    now: float,
+    created_at: float,
+    idle_since: float,
+    requests: int,
+    limits: Limits,
+    server_timeout: float | None,
+    server_max: int | None,
+    learned_timeout: float | None,
+    rtt: float,
+) -> CloseReason | None:
+    """Whether an idle connection must be retired now rather than reused, and why."""
+    if server_max is not None and requests >= server_max:
+        return CloseReason.KEEP_ALIVE_MAX
+    if limits.max_requests is not None and requests >= limits.max_requests:
+        return CloseReason.MAX_REQUESTS
+    if limits.max_lifetime is not None and now - created_at >= limits.max_lifetime:
+        return CloseReason.MAX_LIFETIME
+    idle = now - idle_since
+    if server_timeout is not None and idle >= server_deadline(server_timeout, rtt):
+        return CloseReason.SERVER_IDLE_TIMEOUT
+    if learned_timeout is not None and idle >= server_deadline(learned_timeout, rtt):
+        return CloseReason.LEARNED_IDLE_TIMEOUT
+    if limits.idle_timeout is not None and idle >= limits.idle_timeout:
+        return CloseReason.IDLE_TIMEOUT
+    return None
+
+
+class IdleTimeoutLearner:
+    """Learns how long an origin lets a connection sit idle when it does not say so.
+
+    Each time a server closes a connection that sat idle for ``t`` seconds, its idle timeout is
+    at most ``t``; the learner keeps the smallest such bound. Closes after less than
+    ``MIN_LEARNABLE`` seconds are not taken as idle timeouts (they are more likely a request
+    limit or a restart), so that one early close cannot disable reuse.
+    """
+
+    MIN_LEARNABLE = 0.2
+
+    __slots__ = ("timeout",)
+
+    def __init__(self) -> None:
+        self.timeout: float | None = None
+
+    def observe_idle_close(self, idle_seconds: float) -> None:
+        """The server closed a connection after it had been idle ``idle_seconds``."""
+        if idle_seconds < self.MIN_LEARNABLE:
+            return
+        if self.timeout is None or idle_seconds < self.timeout:
+            self.timeout = idle_seconds
+
+
+def should_retry(
+    *, reused: bool, response_started: bool, wrote_any: bool, replayable: bool
+) -> bool:
+    """Go net/http's rule for sending a failed request again on a new connection.
+
+    Only a failure on a *reused* connection is retried (a new one failing is a real error), only
+    before any byte of the response arrived, and only if nothing of the request was written or
+    the request can be replayed safely (idempotent method or Idempotency-Key, rewindable body).
+    """
+    if not reused or response_started:
+        return False
+    return not wrote_any or replayable

@@ -1,0 +1,380 @@
+"""Request-side data: origins, URLs, headers, timeouts and the request itself.
+
+Everything here validates on construction, so that a `Request` that exists can be written to a
+socket without further checks: a CR, LF or NUL in a method, target, header name or value is
+refused here, before any connection is touched.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Iterator, Mapping, MutableMapping
+from dataclasses import dataclass
+from typing import Union
+from urllib.parse import quote, urlencode, urlsplit
+
+from .exceptions import InvalidHeader, InvalidURL
+
+__all__ = ["URL", "Headers", "Origin", "Request", "Timeout"]
+
+DEFAULT_PORTS = {"http": 80, "https": 443}
+
+# RFC 9110 token characters: what a method and a header name may contain.
+_TOKEN = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+\Z")
+# Field values: visible ASCII, obs-text, space and tab; never CR, LF or NUL.
+_BAD_VALUE = re.compile(rb"[\x00-\x08\x0a-\x1f\x7f]")
+# Anything that would end the request line early or smuggle a second one.
+_BAD_URL = re.compile(r"[\x00-\x20\x7f]")
+_SAFE_PATH = "/%:@!$&'()*+,;=-._~"
+_SAFE_QUERY = _SAFE_PATH + "?"
+
+
+@dataclass(frozen=True, slots=True)
+class Origin:
+    """Where a connection goes: scheme, host and port. Hashable, so it can key a pool."""
+
+    scheme: str
+    host: str
+    port: int
+
+    def __str__(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"{self.scheme}://{host}:{self.port}"
+
+
+class URL:
+    """An absolute http(s) URL, parsed and validated once.
+
+    ``target`` is the request-target as it goes on the wire (path and query, percent-encoded).
+    """
+
+    __slots__ = ("_text", "host_header", "origin", "target")
+
+    def __init__(self, url: str) -> None:
+        if not isinstance(url, str):
+            raise InvalidURL(f"URL must be a str, not {type(url).__name__}: {url!r}")
+        # urlsplit silently strips CR, LF and tab (bpo-43882), so look before it does.
+        if _BAD_URL.search(url.strip(" ")):
+            raise InvalidURL(f"URL contains whitespace or a control character: {url!r}")
+        try:
+            parts = urlsplit(url.strip(" "))
+            port = parts.port
+        except ValueError as exc:
+            raise InvalidURL(f"invalid URL {url!r}: {exc}") from None
+        scheme = parts.scheme.lower()
+        if scheme not in DEFAULT_PORTS:
+            raise InvalidURL(f"unsupported URL scheme {parts.scheme!r} in {url!r} (http, https)")
+        host = parts.hostname or ""
+        if not host:
+            raise InvalidURL(f"URL has no host: {url!r}")
+        host = _ascii_host(host, url)
+        if port is None:
+            port = DEFAULT_PORTS[scheme]
+        elif port == 0:
+            raise InvalidURL(f"invalid port 0 in {url!r}")
+        path = quote(parts.path or "/", safe=_SAFE_PATH)
+        target = path + "?" + quote(parts.query, safe=_SAFE_QUERY) if parts.query else path
+        self.origin = Origin(scheme, host, port)
+        self.target = target
+        netloc = f"[{host}]" if ":" in host else host
+        if port != DEFAULT_PORTS[scheme]:
+            netloc = f"{netloc}:{port}"
+        self.host_header = netloc
+        self._text = f"{scheme}://{netloc}{target}"
+
+    @classmethod
+    def from_parts(cls, origin: Origin, target: str) -> URL:
+        """The URL of ``target`` (a path with optional query) on ``origin``."""
+        if not target.startswith("/"):
+            raise InvalidURL(f"request target must start with '/': {target!r}")
+        return cls(f"{origin}{target}")
+
+    def with_query(self, params: QueryParams) -> URL:
+        """This URL with ``params`` appended to its query string."""
+        encoded = encode_query(params)
+        if not encoded:
+            return self
+        joiner = "&" if "?" in self.target else "?"
+        return URL(f"{self._text}{joiner}{encoded}")
+
+    def __str__(self) -> str:
+        return self._text
+
+    def __repr__(self) -> str:
+        return f"URL({self._text!r})"
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, URL) and other._text == self._text
+
+    def __hash__(self) -> int:
+        return hash(self._text)
+
+
+def _ascii_host(host: str, url: str) -> str:
+    if host.isascii():
+        if any(c in host for c in "@/\\%"):
+            raise InvalidURL(f"invalid host {host!r} in {url!r}")
+        return host
+    try:
+        return host.encode("idna").decode("ascii")
+    except UnicodeError as exc:
+        raise InvalidURL(f"invalid international host {host!r} in {url!r}: {exc}") from None
+
+
+_url_cache: dict[str, URL] = {}
+
+
+def parse_url(url: str | URL) -> URL:
+    """Parse ``url``, reusing the result for a URL seen recently (the hot path of a loop)."""
+    if isinstance(url, URL):
+        return url
+    parsed = _url_cache.get(url)
+    if parsed is None:
+        parsed = URL(url)
+        if len(_url_cache) >= 512:
+            _url_cache.clear()
+        _url_cache[url] = parsed
+    return parsed
+
+
+QueryParams = Mapping[str, object] | Iterable[tuple[str, object]] | str | bytes | None
+
+
+def encode_query(params: QueryParams) -> str:
+    """Form-encode ``params`` (a mapping, pairs, or an already encoded string)."""
+    if not params:
+        return ""
+    if isinstance(params, bytes):
+        return params.decode("ascii")
+    if isinstance(params, str):
+        return params
+    pairs: list[tuple[str, object]] = list(
+        params.items() if isinstance(params, Mapping) else params
+    )
+    return urlencode(pairs, doseq=True)
+
+
+def check_method(method: str) -> str:
+    """Return ``method`` upper-cased, or raise InvalidHeader if it is not an HTTP token."""
+    if not isinstance(method, str) or not _TOKEN.match(method.encode("latin-1", "replace")):
+        raise InvalidHeader(f"invalid HTTP method {method!r}")
+    return method.upper()
+
+
+def check_target(target: str) -> str:
+    """Refuse a request target that would break the request line."""
+    if not target.startswith("/") or _BAD_URL.search(target):
+        raise InvalidURL(f"invalid request target {target!r}: must start with '/', no spaces/CR/LF")
+    return target
+
+
+HeaderInput = Union["Headers", Mapping[str, str], Iterable[tuple[str, str]], None]
+
+
+class Headers(MutableMapping[str, str]):
+    """Case-insensitive, multi-valued HTTP headers that keep their order and spelling.
+
+    ``headers["set-cookie"]`` joins repeated values with ", "; ``get_list()`` returns them apart.
+    Names and values are validated when set: CR, LF and NUL are refused (header injection).
+    """
+
+    __slots__ = ("_encoded", "_framing", "_items")
+
+    def __init__(self, headers: HeaderInput = None) -> None:
+        self._items: list[tuple[str, str, str]] = []  # (lower name, name, value)
+        self._encoded: bytes | None = None
+        self._framing: tuple[bool, bool, bool] | None = None
+        if headers is not None:
+            pairs = headers.items() if isinstance(headers, Mapping) else headers
+            if isinstance(headers, Headers):
+                self._items = list(headers._items)
+            else:
+                for name, value in pairs:
+                    self.add(name, value)
+
+    @classmethod
+    def from_raw(cls, raw: list[tuple[bytes, bytes]]) -> Headers:
+        """Headers received from a server (already validated by the parser)."""
+        self = cls()
+        self._items = [
+            (n.decode("latin-1").lower(), n.decode("latin-1"), v.decode("latin-1")) for n, v in raw
+        ]
+        return self
+
+    def add(self, name: str, value: str) -> None:
+        """Append a value, keeping any existing ones (for repeated headers)."""
+        name, value = _check_header(name, value)
+        self._items.append((name.lower(), name, value))
+        self._encoded = None
+
+    def get_list(self, name: str) -> list[str]:
+        """Every value of ``name``, in the order received."""
+        key = name.lower()
+        return [v for k, _, v in self._items if k == key]
+
+    def __getitem__(self, name: str) -> str:
+        values = self.get_list(name)
+        if not values:
+            raise KeyError(name)
+        return ", ".join(values)
+
+    def __setitem__(self, name: str, value: str) -> None:
+        name, value = _check_header(name, value)
+        key = name.lower()
+        self._items = [item for item in self._items if item[0] != key]
+        self._items.append((key, name, value))
+        self._encoded = None
+
+    def __delitem__(self, name: str) -> None:
+        key = name.lower()
+        kept = [item for item in self._items if item[0] != key]
+        if len(kept) == len(self._items):
+            raise KeyError(name)
+        self._items = kept
+        self._encoded = None
+
+    def __contains__(self, name: object) -> bool:
+        if not isinstance(name, str):
+            return False
+        key = name.lower()
+        return any(k == key for k, _, _ in self._items)
+
+    def __iter__(self) -> Iterator[str]:
+        seen: dict[str, str] = {}
+        for key, name, _ in self._items:
+            seen.setdefault(key, name)
+        return iter(seen.values())
+
+    def __len__(self) -> int:
+        return len({k for k, _, _ in self._items})
+
+    def multi_items(self) -> list[tuple[str, str]]:
+        """Every (name, value) pair, repeated names included, in order."""
+        return [(n, v) for _, n, v in self._items]
+
+    def copy(self) -> Headers:
+        return Headers(self)
+
+    def merged(self, other: HeaderInput) -> Headers:
+        """A copy of these headers with ``other``'s names replacing ours."""
+        if not other:
+            return self
+        merged = self.copy()
+        extra = other if isinstance(other, Headers) else Headers(other)
+        for key in {k for k, _, _ in extra._items}:
+            merged._items = [item for item in merged._items if item[0] != key]
+        merged._items.extend(extra._items)
+        return merged
+
+    def encode(self) -> bytes:
+        """The header lines as they go on the wire (cached until the headers change)."""
+        if self._encoded is None:
+            self._encoded = "".join(f"{n}: {v}\r\n" for _, n, v in self._items).encode("latin-1")
+            keys = {k for k, _, _ in self._items}
+            close = any(k == "connection" and "close" in v.lower() for k, _, v in self._items)
+            length = "content-length" in keys or "transfer-encoding" in keys
+            self._framing = ("host" in keys, length, close)
+        return self._encoded
+
+    def framing(self) -> tuple[bool, bool, bool]:
+        """(has Host, has Content-Length or Transfer-Encoding, asks Connection: close)."""
+        if self._framing is None or self._encoded is None:
+            self.encode()
+        assert self._framing is not None
+        return self._framing
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, Headers):
+            return sorted((k, v) for k, _, v in self._items) == sorted(
+                (k, v) for k, _, v in other._items
+            )
+        if isinstance(other, Mapping):
+            return self == Headers(other)
+        return NotImplemented
+
+    def __repr__(self) -> str:
+        return f"Headers({self.multi_items()!r})"
+
+
+def _check_header(name: str, value: str) -> tuple[str, str]:
+    if isinstance(name, bytes):
+        name = name.decode("latin-1")
+    if isinstance(value, bytes):
+        value = value.decode("latin-1")
+    elif not isinstance(value, str):
+        value = str(value)
+    if not isinstance(name, str) or not _TOKEN.match(name.encode("latin-1", "replace")):
+        raise InvalidHeader(f"invalid header name {name!r}")
+    try:
+        raw = value.encode("latin-1")
+    except UnicodeEncodeError:
+        raise InvalidHeader(f"header {name!r} has a value that is not latin-1: {value!r}") from None
+    if _BAD_VALUE.search(raw):
+        raise InvalidHeader(f"header {name!r} has CR, LF, NUL or a control byte: {value!r}")
+    return name, value.strip(" \t")
+
+
+@dataclass(frozen=True, slots=True)
+class Timeout:
+    """Timeouts in seconds for each phase; None waits for ever.
+
+    ``connect`` covers TCP and TLS set-up, ``read`` each wait for response bytes, ``write`` each
+    send, ``pool`` the wait for a free connection when the pool blocks.
+    """
+
+    connect: float | None = 10.0
+    read: float | None = 30.0
+    write: float | None = 30.0
+    pool: float | None = 10.0
+
+    @classmethod
+    def of(cls, value: TimeoutTypes) -> Timeout:
+        """Normalise what a user passes: a Timeout, one number for every phase, or None."""
+        if isinstance(value, Timeout):
+            return value
+        if value is None:
+            return cls(None, None, None, None)
+        if isinstance(value, tuple):
+            connect, read = value
+            return cls(connect, read, read, connect)
+        return cls(value, value, value, value)
+
+
+TimeoutTypes = Timeout | float | tuple[float, float] | None
+
+IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "TRACE", "PUT", "DELETE"})
+
+
+class Request:
+    """One HTTP request, validated: what a pool sends. Build it with a Session or a pool."""
+
+    __slots__ = ("body", "headers", "method", "url")
+
+    def __init__(
+        self,
+        method: str,
+        url: URL | str,
+        *,
+        headers: HeaderInput = None,
+        body: bytes | Iterable[bytes] | None = None,
+    ) -> None:
+        self.method = check_method(method)
+        self.url = parse_url(url)
+        self.headers = headers if isinstance(headers, Headers) else Headers(headers)
+        self.body = body
+
+    @property
+    def replayable(self) -> bool:
+        """May this request be sent again after it may have reached the server?
+
+        Go net/http's rule: an idempotent method, or an ``Idempotency-Key`` header, and a body
+        that can be produced again (bytes or none; not a one-shot iterator).
+        """
+        if self.body is not None and not isinstance(self.body, bytes):
+            return False
+        return self.method in IDEMPOTENT_METHODS or (
+            "idempotency-key" in self.headers or "x-idempotency-key" in self.headers
+        )
+
+    def __repr__(self) -> str:
+        return f"<Request {self.method} {self.url}>"

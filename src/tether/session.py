@@ -1,0 +1,223 @@
+"""Session: the requests-like API over a PoolManager, and the one-shot module functions.
+
+A Session holds the user's defaults (headers, TLS settings, timeouts) and the pools. It builds
+a validated `Request` from what the user passes and hands it to the pool for its origin; the
+pool does the rest (see pool.py). One Session may be shared by many threads.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from types import TracebackType
+from typing import Any
+
+from .lifecycle import Limits
+from .models import (
+    URL,
+    HeaderInput,
+    Headers,
+    QueryParams,
+    Request,
+    Timeout,
+    TimeoutTypes,
+    parse_url,
+)
+from .pool import PoolStats
+from .poolmanager import PoolManager
+from .requestbody import FormTypes, encode_body
+from .response import Response
+from .tls import CertTypes, TLSConfig, VerifyTypes
+
+__all__ = ["Session", "delete", "get", "head", "options", "patch", "post", "put", "request"]
+
+USER_AGENT = "tether/0.1"
+
+
+class Session:
+    """Pooled, thread-safe HTTP client with requests' API.
+
+    Args:
+        headers: sent with every request (a request's own headers override them).
+        verify: TLS verification: True (certifi), False, a CA bundle path or an SSLContext.
+        cert: client certificate path, or (cert, key) paths.
+        timeout: default timeouts: a ``Timeout``, seconds for every phase, or (connect, read).
+        pool_maxsize: idle connections kept per origin (more may open under load).
+        pool_block: wait for a free connection instead of opening extra ones.
+        num_pools: origins whose pools are kept.
+        limits: idle timeout, max lifetime and max requests per connection.
+        watch_idle: close idle sockets as soon as the server closes them.
+    """
+
+    def __init__(
+        self,
+        *,
+        headers: HeaderInput = None,
+        verify: VerifyTypes = True,
+        cert: CertTypes = None,
+        timeout: TimeoutTypes = Timeout(),
+        pool_maxsize: int = 10,
+        pool_block: bool = False,
+        num_pools: int = 10,
+        limits: Limits = Limits(),
+        watch_idle: bool = True,
+    ) -> None:
+        self.headers = Headers({"User-Agent": USER_AGENT, "Accept": "*/*"})
+        if headers:
+            self.headers = self.headers.merged(headers)
+        self.timeout = Timeout.of(timeout)
+        self._tls = TLSConfig(verify, cert)
+        self._manager = PoolManager(
+            num_pools,
+            maxsize=pool_maxsize,
+            block=pool_block,
+            timeout=self.timeout,
+            verify=verify,
+            cert=cert,
+            limits=limits,
+            watch_idle=watch_idle,
+        )
+
+    def request(
+        self,
+        method: str,
+        url: str | URL,
+        *,
+        params: QueryParams = None,
+        data: bytes | str | FormTypes | Iterable[bytes] = None,
+        json: Any = None,
+        headers: HeaderInput = None,
+        timeout: TimeoutTypes | None = None,
+        stream: bool = False,
+        verify: VerifyTypes | None = None,
+        cert: CertTypes = None,
+    ) -> Response:
+        """Send a request and return its response (body read unless ``stream=True``).
+
+        ``params`` are added to the query string; ``data`` is a body (bytes, str, an iterator of
+        bytes) or form fields (a dict or pairs); ``json`` a JSON body. ``verify`` and ``cert``
+        override the session's TLS settings for this request (a separate pool).
+        """
+        parsed = parse_url(url)
+        if params:
+            parsed = parsed.with_query(params)
+        if isinstance(data, (dict, list)) or (data is not None and _is_form(data)):
+            content, ctype = encode_body(form=data, json=json)  # type: ignore[arg-type]
+        else:
+            content, ctype = encode_body(data, json=json)  # type: ignore[arg-type]
+        merged = self.headers.merged(headers)
+        if ctype is not None and "content-type" not in merged:
+            merged = merged.merged({"Content-Type": ctype})
+        req = Request(method, parsed, headers=merged, body=content)
+        tls = None
+        if verify is not None or cert is not None:
+            tls = TLSConfig(
+                self._tls.verify if verify is None else verify,
+                self._tls.cert if cert is None else cert,
+            )
+        response: Response = self._manager.send(req, timeout, stream, tls)
+        return response
+
+    def get(self, url: str | URL, **kwargs: Any) -> Response:
+        """GET ``url``."""
+        return self.request("GET", url, **kwargs)
+
+    def head(self, url: str | URL, **kwargs: Any) -> Response:
+        """HEAD ``url``: a response with headers and no body."""
+        return self.request("HEAD", url, **kwargs)
+
+    def options(self, url: str | URL, **kwargs: Any) -> Response:
+        """OPTIONS ``url``."""
+        return self.request("OPTIONS", url, **kwargs)
+
+    def post(self, url: str | URL, **kwargs: Any) -> Response:
+        """POST to ``url`` (``data=`` or ``json=``)."""
+        return self.request("POST", url, **kwargs)
+
+    def put(self, url: str | URL, **kwargs: Any) -> Response:
+        """PUT to ``url``."""
+        return self.request("PUT", url, **kwargs)
+
+    def patch(self, url: str | URL, **kwargs: Any) -> Response:
+        """PATCH ``url``."""
+        return self.request("PATCH", url, **kwargs)
+
+    def delete(self, url: str | URL, **kwargs: Any) -> Response:
+        """DELETE ``url``."""
+        return self.request("DELETE", url, **kwargs)
+
+    @property
+    def pool_manager(self) -> PoolManager:
+        """The pools behind this session (one per origin and TLS settings)."""
+        return self._manager
+
+    def stats(self) -> PoolStats:
+        """Connection counters summed over every origin this session talked to."""
+        return self._manager.stats()
+
+    def close(self) -> None:
+        """Close every pooled connection; the session cannot be used afterwards."""
+        self._manager.close()
+
+    def __enter__(self) -> Session:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+
+def _is_form(data: object) -> bool:
+    # A list of pairs is form fields; an iterator of bytes is a streamed body.
+    return isinstance(data, tuple) and all(isinstance(p, tuple) for p in data)
+
+
+def request(method: str, url: str | URL, **kwargs: Any) -> Response:
+    """Send one request with a Session that is closed before returning.
+
+    The response's body is read first (``stream=True`` is not available here: its connection
+    would outlive the session). TLS contexts are cached, so a call does not rebuild one.
+    """
+    if kwargs.pop("stream", False):
+        raise TypeError("one-shot calls read the body; use a Session for stream=True")
+    session_args = {k: kwargs.pop(k) for k in ("verify", "cert") if k in kwargs}
+    with Session(pool_maxsize=1, watch_idle=False, **session_args) as session:
+        return session.request(method, url, **kwargs)
+
+
+def get(url: str | URL, **kwargs: Any) -> Response:
+    """One-shot GET (see ``request``)."""
+    return request("GET", url, **kwargs)
+
+
+def head(url: str | URL, **kwargs: Any) -> Response:
+    """One-shot HEAD."""
+    return request("HEAD", url, **kwargs)
+
+
+def options(url: str | URL, **kwargs: Any) -> Response:
+    """One-shot OPTIONS."""
+    return request("OPTIONS", url, **kwargs)
+
+
+def post(url: str | URL, **kwargs: Any) -> Response:
+    """One-shot POST."""
+    return request("POST", url, **kwargs)
+
+
+def put(url: str | URL, **kwargs: Any) -> Response:
+    """One-shot PUT."""
+    return request("PUT", url, **kwargs)
+
+
+def patch(url: str | URL, **kwargs: Any) -> Response:
+    """One-shot PATCH."""
+    return request("PATCH", url, **kwargs)
+
+
+def delete(url: str | URL, **kwargs: Any) -> Response:
+    """One-shot DELETE."""
+    return request("DELETE", url, **kwargs)

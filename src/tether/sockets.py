@@ -1,0 +1,114 @@
+"""The only code that opens sockets: TCP connect with timings, TLS handshake, readiness checks.
+
+Everything above this module sees a connected (possibly TLS) socket and the timings of how it
+came to be; nothing below it knows about HTTP.
+"""
+
+from __future__ import annotations
+
+import select
+import socket
+import ssl
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from .exceptions import ConnectError, ConnectTimeout, TLSError
+from .models import Origin
+
+__all__ = ["ConnectTimings", "connect", "idle_socket_state"]
+
+
+@dataclass(slots=True)
+class ConnectTimings:
+    """Seconds spent resolving, connecting and in the TLS handshake for one connection."""
+
+    dns: float = 0.0
+    connect: float = 0.0
+    tls: float = 0.0
+
+
+def connect(
+    origin: Origin, timeout: float | None, ssl_context: ssl.SSLContext | None
+) -> tuple[socket.socket, ConnectTimings]:
+    """Open a TCP (and TLS, for https) connection to ``origin``.
+
+    Tries each resolved address in turn. Raises ConnectTimeout, ConnectError or TLSError; on
+    failure nothing is left open.
+    """
+    timings = ConnectTimings()
+    started = time.monotonic()
+    try:
+        infos = socket.getaddrinfo(origin.host, origin.port, type=socket.SOCK_STREAM)
+    except socket.gaierror as exc:
+        raise ConnectError(f"cannot resolve {origin.host!r} for {origin}: {exc}") from None
+    resolved = time.monotonic()
+    timings.dns = resolved - started
+    sock = _connect_any(origin, infos, timeout)
+    connected = time.monotonic()
+    timings.connect = connected - resolved
+    # Requests go out in one write; don't let Nagle hold the next one for an ACK.
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    if ssl_context is None:
+        return sock, timings
+    try:
+        tls_sock = ssl_context.wrap_socket(sock, server_hostname=origin.host)
+    except (ssl.SSLError, ssl.CertificateError) as exc:
+        sock.close()
+        raise TLSError(f"TLS handshake with {origin} failed: {exc}") from None
+    except TimeoutError:
+        sock.close()
+        raise ConnectTimeout(f"TLS handshake with {origin} timed out after {timeout}s") from None
+    except OSError as exc:
+        sock.close()
+        raise ConnectError(f"TLS handshake with {origin} failed: {exc}") from None
+    timings.tls = time.monotonic() - connected
+    return tls_sock, timings
+
+
+def _connect_any(origin: Origin, infos: list[Any], timeout: float | None) -> socket.socket:
+    last: OSError | None = None
+    for family, kind, proto, _, address in infos:
+        sock = socket.socket(family, kind, proto)
+        try:
+            sock.settimeout(timeout)
+            sock.connect(address)
+            return sock
+        except TimeoutError:
+            sock.close()
+            raise ConnectTimeout(f"connecting to {origin} timed out after {timeout}s") from None
+        except OSError as exc:
+            sock.close()
+            last = exc
+    raise ConnectError(f"cannot connect to {origin}: {last}") from None
+
+
+def idle_socket_state(sock: socket.socket, poller: select.poll) -> str:
+    """Is an idle keep-alive socket still usable? Returns "ok", "closed" or "data".
+
+    An idle HTTP/1.1 connection has nothing to say: if its socket is readable, the server has
+    closed it (EOF or reset) or sent bytes nobody asked for; either way it cannot be reused.
+    For TLS, readable may also mean a TLS record with no application data (a session ticket),
+    so we read to find out. One poll(0) call: no blocking, no exception on the common path.
+    """
+    if not poller.poll(0):
+        return "ok"
+    if isinstance(sock, ssl.SSLSocket):
+        previous = sock.gettimeout()
+        sock.setblocking(False)
+        try:
+            data = sock.recv(1)
+        except ssl.SSLWantReadError:
+            return "ok"
+        except OSError:
+            return "closed"
+        finally:
+            sock.settimeout(previous)
+        return "data" if data else "closed"
+    try:
+        data = sock.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT)
+    except BlockingIOError:
+        return "ok"
+    except OSError:
+        return "closed"
+    return "data" if data else "closed"

@@ -1,0 +1,70 @@
+"""TLS settings: which SSLContext a connection uses, and the key that keeps pools apart.
+
+Contexts are built once per distinct setting and cached, because building one (loading the CA
+bundle) costs milliseconds: a one-shot ``tether.get()`` must not pay it on every call. A context
+the user passes in is used as it is and never modified.
+"""
+
+from __future__ import annotations
+
+import os.path
+import ssl
+import threading
+from dataclasses import dataclass
+
+import certifi
+
+__all__ = ["TLSConfig", "VerifyTypes"]
+
+VerifyTypes = bool | str | ssl.SSLContext
+CertTypes = str | tuple[str, str] | None
+
+_ALPN_HTTP11 = ["http/1.1"]
+
+
+@dataclass(frozen=True)
+class TLSConfig:
+    """How to set up TLS for an origin; part of the pool key.
+
+    Args:
+        verify: True (certifi's CA bundle), False (no verification: never the default), the path
+            of a CA bundle file or directory, or an ``ssl.SSLContext`` used unchanged.
+        cert: a client certificate: a PEM path holding cert and key, or (cert path, key path).
+    """
+
+    verify: VerifyTypes = True
+    cert: CertTypes = None
+
+    def context(self) -> ssl.SSLContext:
+        """The SSLContext for these settings (built once, then shared)."""
+        if isinstance(self.verify, ssl.SSLContext):
+            return self.verify
+        with _lock:
+            ctx = _contexts.get(self)
+            if ctx is None:
+                ctx = _contexts[self] = self._build()
+        return ctx
+
+    def _build(self) -> ssl.SSLContext:
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+        if self.verify is False:
+            ctx.check_hostname = False
+            ctx.verify_mode = ssl.CERT_NONE
+        elif self.verify is True:
+            # Explicitly certifi: never the environment's CA variables.
+            ctx.load_verify_locations(cafile=certifi.where())
+        elif isinstance(self.verify, str):
+            if os.path.isdir(self.verify):
+                ctx.load_verify_locations(capath=self.verify)
+            else:
+                ctx.load_verify_locations(cafile=self.verify)
+        if self.cert is not None:
+            certfile, keyfile = (self.cert, None) if isinstance(self.cert, str) else self.cert
+            ctx.load_cert_chain(certfile, keyfile)
+        ctx.set_alpn_protocols(_ALPN_HTTP11)
+        return ctx
+
+
+_lock = threading.Lock()
+_contexts: dict[TLSConfig, ssl.SSLContext] = {}
