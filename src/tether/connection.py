@@ -1,9 +1,9 @@
 """One HTTP/1.1 connection: a socket, the protocol reader, and the facts its lifecycle needs.
 
 A connection carries one request at a time. The pool decides whether to reuse it (through
-``retire_reason``, ``check_idle`` and ``reusable``); the connection only does the I/O and keeps
-the record: when it was made, how many requests it carried, when it went idle, what the server
-announced in Keep-Alive, how long a round trip takes.
+``go_idle``, ``expires_at``, ``check_idle`` and ``reusable``); the connection only does the
+I/O and keeps the record: when it was made, how many requests it carried, when it went idle,
+what the server announced in Keep-Alive, how long a round trip takes.
 """
 
 from __future__ import annotations
@@ -13,7 +13,6 @@ import select
 import socket
 import ssl
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
 
 from .exceptions import (
     ReadError,
@@ -23,7 +22,7 @@ from .exceptions import (
     WriteTimeout,
 )
 from .http11 import ResponseHead, ResponseReader, encode_chunk, encode_request
-from .lifecycle import CloseReason, Limits, retire_reason
+from .lifecycle import CloseReason, Limits, expiry
 from .models import Origin, Request, Timeout
 from .sockets import ConnectTimings, idle_socket_state
 
@@ -33,7 +32,6 @@ _RECV_SIZE = 65536
 _ids = itertools.count(1)
 
 
-@dataclass(frozen=True, slots=True)
 class ConnectionInfo:
     """Which connection carried a response, and what that connection had been through.
 
@@ -46,21 +44,67 @@ class ConnectionInfo:
     reused one turned out dead.
     """
 
-    connection_id: int
-    reused: bool
-    request_number: int
-    idle_time: float
-    local_address: tuple[str, int]
-    remote_address: tuple[str, int]
-    http_version: str
-    tls_version: str | None
-    tls_cipher: str | None
-    alpn_protocol: str | None
-    dns_time: float
-    connect_time: float
-    tls_time: float
-    ttfb: float
-    retries: int = 0
+    # Built on every response, so it copies five numbers and reads the rest from the connection.
+    __slots__ = ("_conn", "http_version", "idle_time", "request_number", "retries", "ttfb")
+
+    def __init__(
+        self, conn: HTTP11Connection, idle_time: float, retries: int, http_version: str
+    ) -> None:
+        self._conn = conn
+        self.request_number = conn.requests
+        self.idle_time = idle_time
+        self.ttfb = conn.ttfb
+        self.retries = retries
+        self.http_version = http_version
+
+    @property
+    def connection_id(self) -> int:
+        """A number unique to the connection within this process."""
+        return self._conn.id
+
+    @property
+    def reused(self) -> bool:
+        """Did this request ride a connection that had carried an earlier one?"""
+        return self.request_number > 1
+
+    @property
+    def local_address(self) -> tuple[str, int]:
+        return self._conn.local_address
+
+    @property
+    def remote_address(self) -> tuple[str, int]:
+        return self._conn.remote_address
+
+    @property
+    def tls_version(self) -> str | None:
+        return self._conn.tls[0]
+
+    @property
+    def tls_cipher(self) -> str | None:
+        return self._conn.tls[1]
+
+    @property
+    def alpn_protocol(self) -> str | None:
+        return self._conn.tls[2]
+
+    @property
+    def dns_time(self) -> float:
+        return self._conn.timings.dns if self.request_number == 1 else 0.0
+
+    @property
+    def connect_time(self) -> float:
+        return self._conn.timings.connect if self.request_number == 1 else 0.0
+
+    @property
+    def tls_time(self) -> float:
+        return self._conn.timings.tls if self.request_number == 1 else 0.0
+
+    def __repr__(self) -> str:
+        return (
+            f"<ConnectionInfo #{self.connection_id} request {self.request_number} "
+            f"reused={self.reused} idle={self.idle_time:.3f}s ttfb={self.ttfb * 1000:.1f}ms "
+            f"{self.remote_address[0]}:{self.remote_address[1]} retries={self.retries}>"
+        )
 
 
 class HTTP11Connection:
@@ -78,8 +122,9 @@ class HTTP11Connection:
         self.timings = timings
         self._sock = sock
         self._clock = clock
+        self.fd = sock.fileno()
         self._poller = select.poll()
-        self._poller.register(sock.fileno(), select.POLLIN)
+        self._poller.register(self.fd, select.POLLIN)
         self._timeout: float | None = sock.gettimeout()
         self.created_at = clock()
         self.idle_since = self.created_at
@@ -88,6 +133,8 @@ class HTTP11Connection:
         self.rtt = timings.connect
         self.server_timeout: float | None = None
         self.server_max: int | None = None
+        self.expires_at = float("inf")
+        self.expiry_reason: CloseReason | None = None
         self.closed = False
         self.close_reason: CloseReason | None = None
         self.reusable = False
@@ -107,26 +154,13 @@ class HTTP11Connection:
         else:
             self.tls = (None, None, None)
 
-    def fileno(self) -> int:
-        return self._sock.fileno()
-
     # -- lifecycle questions the pool asks ----------------------------------------------------
 
-    def retire_reason(
-        self, now: float, limits: Limits, learned: float | None
-    ) -> CloseReason | None:
-        """Why this idle connection must not be reused now (None: it may be)."""
-        return retire_reason(
-            now=now,
-            created_at=self.created_at,
-            idle_since=self.idle_since,
-            requests=self.requests,
-            limits=limits,
-            server_timeout=self.server_timeout,
-            server_max=self.server_max,
-            learned_timeout=learned,
-            rtt=self.rtt,
-        )
+    def go_idle(self, now: float, limits: Limits, learned: float | None) -> CloseReason | None:
+        """Start an idle period: fix when it must end. A reason means: do not pool it at all."""
+        self.idle_since = now
+        self.expires_at, self.expiry_reason = expiry(self, limits, learned)
+        return self.expiry_reason if self.expires_at <= now else None
 
     def check_idle(self) -> CloseReason | None:
         """The liveness check on checkout: None if the socket is fit for a request."""
@@ -227,10 +261,6 @@ class HTTP11Connection:
         self.closed = True
         self.close_reason = reason
         self.reusable = False
-        try:
-            self._poller.unregister(self._sock.fileno())
-        except (KeyError, ValueError):
-            pass
         self._sock.close()
 
     # -- I/O ----------------------------------------------------------------------------------
@@ -286,28 +316,6 @@ class HTTP11Connection:
             exc.request = request
             exc.may_have_reached_server = True
             raise
-
-    def info(self, idle_time: float, retries: int, version: str) -> ConnectionInfo:
-        """What ``connection_info`` says about the request just made on this connection."""
-        first = self.requests == 1
-        t = self.timings
-        return ConnectionInfo(
-            self.id,
-            not first,
-            self.requests,
-            idle_time,
-            self.local_address,
-            self.remote_address,
-            version,
-            self.tls[0],
-            self.tls[1],
-            self.tls[2],
-            t.dns if first else 0.0,
-            t.connect if first else 0.0,
-            t.tls if first else 0.0,
-            self.ttfb,
-            retries,
-        )
 
     def __repr__(self) -> str:
         state = f"closed: {self.close_reason.name}" if self.close_reason else "open"

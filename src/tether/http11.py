@@ -83,30 +83,72 @@ def parse_keep_alive(value: bytes) -> tuple[float | None, int | None]:
 
 
 class ResponseHead:
-    """The final status line and headers of a response, with what framing learnt from them."""
+    """The final status line and headers of a response, with what framing learnt from them.
+
+    The header block is kept as received and split into (name, value) pairs only when someone
+    asks (``raw_headers``): most responses on the hot path never need more than status and
+    the framing headers, which are found by a search of the lowered block.
+    """
 
     __slots__ = (
+        "_block",
+        "_pairs",
         "chunked",
         "content_length",
         "http_version",
         "keep_alive",
         "keep_alive_max",
         "keep_alive_timeout",
-        "raw_headers",
-        "reason",
         "status",
     )
 
-    def __init__(self, status: int, reason: str, raw_headers: list[tuple[bytes, bytes]]) -> None:
+    def __init__(self, status: int, block: bytes) -> None:
         self.status = status
-        self.reason = reason
-        self.raw_headers = raw_headers
+        self._block = block  # status line and header lines, CRLF-separated, no final CRLFCRLF
+        self._pairs: list[tuple[bytes, bytes]] | None = None
         self.http_version = "HTTP/1.1"
         self.keep_alive = True
         self.content_length: int | None = None
         self.chunked = False
         self.keep_alive_timeout: float | None = None
         self.keep_alive_max: int | None = None
+        lower = block.lower()
+        if b"\r\ncontent-length:" in lower:
+            self.content_length = int(_value_of(block, lower, b"\r\ncontent-length:"))
+        if b"\r\ntransfer-encoding:" in lower:
+            coding = _value_of(lower, lower, b"\r\ntransfer-encoding:")
+            self.chunked = coding.rsplit(b",", 1)[-1].strip() == b"chunked"
+        if b"\r\nkeep-alive:" in lower:
+            value = _value_of(block, lower, b"\r\nkeep-alive:")
+            self.keep_alive_timeout, self.keep_alive_max = parse_keep_alive(value)
+
+    @property
+    def reason(self) -> str:
+        line = self._block.split(b"\r\n", 1)[0]
+        parts = line.split(b" ", 2)
+        return parts[2].decode("latin-1") if len(parts) > 2 else ""
+
+    @property
+    def raw_headers(self) -> list[tuple[bytes, bytes]]:
+        """The headers as (name, value) byte pairs, in the order received."""
+        if self._pairs is None:
+            pairs: list[tuple[bytes, bytes]] = []
+            for line in self._block.split(b"\r\n")[1:]:
+                if line[:1] in (b" ", b"\t") and pairs:  # obsolete line folding
+                    name, value = pairs[-1]
+                    pairs[-1] = (name, value + b" " + line.strip(b" \t"))
+                    continue
+                name, _, value = line.partition(b":")
+                pairs.append((name, value.strip(b" \t")))
+            self._pairs = pairs
+        return self._pairs
+
+
+def _value_of(block: bytes, lower: bytes, marker: bytes) -> bytes:
+    """The value of the first header line ``marker`` starts (found in the lowered copy)."""
+    start = lower.index(marker) + len(marker)
+    end = lower.find(b"\r\n", start)
+    return block[start : end if end >= 0 else len(block)].strip(b" \t")
 
 
 class _HeadDone(Exception):
@@ -117,13 +159,11 @@ class ResponseReader:
     """Parses one response. Feed it bytes and EOF; read ``head``, the body and ``complete``."""
 
     __slots__ = (
+        "_block_start",
         "_body",
-        "_head_buffer",
-        "_headers",
-        "_headers_seen",
+        "_current",
         "_is_head",
         "_parser",
-        "_reason",
         "body_received",
         "bytes_received",
         "complete",
@@ -134,10 +174,8 @@ class ResponseReader:
     def __init__(self, *, head_request: bool = False) -> None:
         self._parser = httptools.HttpResponseParser(self)
         self._is_head = head_request
-        self._head_buffer = bytearray() if head_request else None
-        self._headers: list[tuple[bytes, bytes]] = []
-        self._headers_seen = 0
-        self._reason = ""
+        self._current = b""  # the bytes of the head received so far
+        self._block_start = 0  # where the current header block starts (after any 1xx)
         self._body: list[bytes] = []
         self.head: ResponseHead | None = None
         self.complete = False
@@ -154,21 +192,21 @@ class ResponseReader:
             # Bytes after the end of a response: the connection is in an unknown state.
             self.reusable = False
             return
-        if self.head is None and self.bytes_received > MAX_HEADER_BYTES:
-            raise RemoteProtocolError(f"response header block exceeds {MAX_HEADER_BYTES} bytes")
-        if self._head_buffer is not None:
-            self._feed_head_response(data)
-            return
+        if self.head is None:
+            self._current = self._current + data if self._current else data
+            if self._is_head:
+                self._feed_head_response()
+                return
         try:
             self._parser.feed_data(data)
         except httptools.HttpParserCallbackError as exc:
             self._callback_failed(exc)
         except httptools.HttpParserUpgrade:
-            raise RemoteProtocolError(
-                "server switched protocols (101) without being asked"
-            ) from None
+            raise RemoteProtocolError("server switched protocols (101) unasked") from None
         except httptools.HttpParserError as exc:
             self._parse_failed(exc)
+        if self.head is None and len(self._current) > MAX_HEADER_BYTES:
+            raise RemoteProtocolError(f"response header block exceeds {MAX_HEADER_BYTES} bytes")
 
     def feed_eof(self) -> None:
         """The server closed its side. Completes a close-delimited body, otherwise is an error."""
@@ -217,18 +255,20 @@ class ResponseReader:
             return
         raise RemoteProtocolError(f"malformed response: {exc}") from None
 
-    def _feed_head_response(self, data: bytes) -> None:
+    def _feed_head_response(self) -> None:
         # llhttp cannot be told the request was HEAD, so it would wait for Content-Length bytes.
         # Feed it only whole header blocks and stop it at the end of the final one.
-        buffer = self._head_buffer
-        assert buffer is not None
-        buffer += data
+        data = self._current
+        fed = self._block_start
         while not self.complete:
-            end = buffer.find(b"\r\n\r\n")
+            end = data.find(b"\r\n\r\n", fed)
             if end < 0:
-                return
-            block = bytes(buffer[: end + 4])
-            del buffer[: end + 4]
+                if len(data) - fed > MAX_HEADER_BYTES:
+                    raise RemoteProtocolError(
+                        f"response header block exceeds {MAX_HEADER_BYTES} bytes"
+                    )
+                break
+            block, fed = data[fed : end + 4], end + 4
             try:
                 self._parser.feed_data(block)
             except httptools.HttpParserCallbackError as exc:
@@ -236,43 +276,32 @@ class ResponseReader:
                     self._callback_failed(exc)
             except httptools.HttpParserError as exc:
                 self._parse_failed(exc)
-        if buffer:
-            self.reusable = False
+        if self.complete and len(data) > fed:
+            self.reusable = False  # bytes after a HEAD response: unknown state
 
     # -- httptools callbacks -----------------------------------------------------------------
-
-    def on_status(self, reason: bytes) -> None:
-        self._reason = reason.decode("latin-1")
-
-    def on_header(self, name: bytes, value: bytes) -> None:
-        self._headers_seen += 1
-        if self._headers_seen > MAX_HEADERS:
-            raise RemoteProtocolError(f"response has more than {MAX_HEADERS} headers")
-        self._headers.append((name, value))
 
     def on_headers_complete(self) -> None:
         parser = self._parser
         status = parser.get_status_code()
+        data = self._current
+        start = self._block_start
+        end = data.find(b"\r\n\r\n", start)
         if 100 <= status < 200:
             if status == 101:
-                raise RemoteProtocolError("server switched protocols (101) without being asked")
-            self._headers = []  # interim response: skip it, the final one follows
-            self._headers_seen = 0
+                raise RemoteProtocolError("server switched protocols (101) unasked")
+            self._block_start = end + 4  # interim response: skip it, the final one follows
             return
-        head = ResponseHead(status, self._reason, self._headers)
+        block = data[start:end]
+        if block.count(b"\r\n") > MAX_HEADERS:
+            raise RemoteProtocolError(f"response has more than {MAX_HEADERS} headers")
+        head = ResponseHead(status, block)
         head.http_version = "HTTP/" + parser.get_http_version()
         head.keep_alive = parser.should_keep_alive()
-        for name, value in self._headers:
-            lower = name.lower()
-            if lower == b"content-length":
-                head.content_length = int(value)
-            elif lower == b"transfer-encoding":
-                head.chunked = value.rsplit(b",", 1)[-1].strip().lower() == b"chunked"
-            elif lower == b"keep-alive":
-                head.keep_alive_timeout, head.keep_alive_max = parse_keep_alive(value)
         if status in (204, 304) or self._is_head:
             head.content_length = None
         self.head = head
+        self._current = b""
         if self._is_head:
             self.complete = True
             raise _HeadDone()

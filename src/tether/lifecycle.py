@@ -9,8 +9,16 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass
+from typing import Protocol
 
-__all__ = ["CloseReason", "IdleTimeoutLearner", "Limits", "retire_reason", "should_retry"]
+__all__ = [
+    "CloseReason",
+    "ConnectionRecord",
+    "IdleTimeoutLearner",
+    "Limits",
+    "expiry",
+    "should_retry",
+]
 
 
 class CloseReason(enum.Enum):
@@ -61,33 +69,51 @@ def server_deadline(timeout: float, rtt: float) -> float:
     return timeout - 2.0 * rtt - _MARGIN_FIXED - _MARGIN_FRACTION * timeout
 
 
-def retire_reason(
-    *,
-    now: float,
-    created_at: float,
-    idle_since: float,
-    requests: int,
-    limits: Limits,
-    server_timeout: float | None,
-    server_max: int | None,
-    learned_timeout: float | None,
-    rtt: float,
-) -> CloseReason | None:
-    """Whether an idle connection must be retired now rather than reused, and why."""
-    if server_max is not None and requests >= server_max:
-        return CloseReason.KEEP_ALIVE_MAX
-    if limits.max_requests is not None and requests >= limits.max_requests:
-        return CloseReason.MAX_REQUESTS
-    if limits.max_lifetime is not None and now - created_at >= limits.max_lifetime:
-        return CloseReason.MAX_LIFETIME
-    idle = now - idle_since
-    if server_timeout is not None and idle >= server_deadline(server_timeout, rtt):
-        return CloseReason.SERVER_IDLE_TIMEOUT
-    if learned_timeout is not None and idle >= server_deadline(learned_timeout, rtt):
-        return CloseReason.LEARNED_IDLE_TIMEOUT
-    if limits.idle_timeout is not None and idle >= limits.idle_timeout:
-        return CloseReason.IDLE_TIMEOUT
-    return None
+class ConnectionRecord(Protocol):
+    """What the lifecycle rules need to know about one connection when it goes idle."""
+
+    created_at: float
+    idle_since: float
+    requests: int
+    server_timeout: float | None  # Keep-Alive: timeout=
+    server_max: int | None  # the request count at which Keep-Alive: max= is reached
+    rtt: float  # a round-trip estimate, seconds
+
+
+NEVER = float("inf")
+
+
+def expiry(
+    record: ConnectionRecord, limits: Limits, learned_timeout: float | None
+) -> tuple[float, CloseReason | None]:
+    """When an idle connection must stop being reused, and why.
+
+    Returns ``(deadline, reason)``: the clock reading from which the connection must be retired
+    and the reason to give then. A deadline of ``-inf`` means it must not go back to the pool
+    at all; ``(inf, None)`` means no rule ever retires it. Computed once when the connection is
+    released, so that checkout only compares one number with the clock.
+    """
+    if record.server_max is not None and record.requests >= record.server_max:
+        return -NEVER, CloseReason.KEEP_ALIVE_MAX
+    if limits.max_requests is not None and record.requests >= limits.max_requests:
+        return -NEVER, CloseReason.MAX_REQUESTS
+    deadline, reason = NEVER, None
+    idle = record.idle_since
+    candidates = (
+        (limits.idle_timeout, CloseReason.IDLE_TIMEOUT),
+        (_server_idle(record.server_timeout, record.rtt), CloseReason.SERVER_IDLE_TIMEOUT),
+        (_server_idle(learned_timeout, record.rtt), CloseReason.LEARNED_IDLE_TIMEOUT),
+    )
+    for seconds, why in candidates:
+        if seconds is not None and idle + seconds < deadline:
+            deadline, reason = idle + seconds, why
+    if limits.max_lifetime is not None and record.created_at + limits.max_lifetime < deadline:
+        deadline, reason = record.created_at + limits.max_lifetime, CloseReason.MAX_LIFETIME
+    return deadline, reason
+
+
+def _server_idle(timeout: float | None, rtt: float) -> float | None:
+    return None if timeout is None else server_deadline(timeout, rtt)
 
 
 class IdleTimeoutLearner:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Iterator, Mapping, MutableMapping
 from dataclasses import dataclass
-from typing import Union
+from typing import NamedTuple, Union
 from urllib.parse import quote, urlencode, urlsplit
 
 from .exceptions import InvalidHeader, InvalidURL
@@ -29,9 +29,8 @@ _SAFE_PATH = "/%:@!$&'()*+,;=-._~"
 _SAFE_QUERY = _SAFE_PATH + "?"
 
 
-@dataclass(frozen=True, slots=True)
-class Origin:
-    """Where a connection goes: scheme, host and port. Hashable, so it can key a pool."""
+class Origin(NamedTuple):
+    """Where a connection goes: scheme, host and port. Hashable (and fast to hash): a pool key."""
 
     scheme: str
     host: str
@@ -154,8 +153,14 @@ def encode_query(params: QueryParams) -> str:
     return urlencode(pairs, doseq=True)
 
 
+_METHODS = {m: m for m in ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")}
+
+
 def check_method(method: str) -> str:
     """Return ``method`` upper-cased, or raise InvalidHeader if it is not an HTTP token."""
+    known = _METHODS.get(method)
+    if known is not None:
+        return known
     if not isinstance(method, str) or not _TOKEN.match(method.encode("latin-1", "replace")):
         raise InvalidHeader(f"invalid HTTP method {method!r}")
     return method.upper()

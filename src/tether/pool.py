@@ -22,13 +22,14 @@ from __future__ import annotations
 
 import threading
 import time
+import weakref
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any
 
-from .connection import HTTP11Connection
+from .connection import ConnectionInfo, HTTP11Connection
 from .exceptions import (
     NetworkError,
     PoolClosed,
@@ -53,7 +54,7 @@ from .requestbody import FORM_METHODS, encode_body
 from .response import Response
 from .sockets import connect
 from .tls import CertTypes, TLSConfig, VerifyTypes
-from .watcher import watcher
+from .watcher import Callback, watcher
 
 __all__ = ["ConnectionPool", "PoolStats"]
 
@@ -146,6 +147,7 @@ class ConnectionPool:
         self._learner = IdleTimeoutLearner()
         self._opened = self._requests = self._reuses = self._retries = 0
         self._closes: Counter[CloseReason] = Counter()
+        self._watch_callback: Callback = weakref.WeakMethod(self._on_idle_readable)
 
     # -- counters -----------------------------------------------------------------------------
 
@@ -234,30 +236,13 @@ class ConnectionPool:
                 retries += 1
                 with self._lock:
                     self._retries += 1
-        info = conn.info(idle_time, retries, head.http_version)
+        info = ConnectionInfo(conn, idle_time, retries, head.http_version)
         elapsed = self._clock() - started
         if stream:
             return Response(
-                head.status,
-                head.reason,
-                head.raw_headers,
-                request=request,
-                http_version=head.http_version,
-                connection_info=info,
-                elapsed=elapsed,
-                source=_PooledBody(self, conn, request, t),
+                head, request, info, elapsed, source=_PooledBody(self, conn, request, t)
             )
-        content = self._read_all(conn, request, t)
-        return Response(
-            head.status,
-            head.reason,
-            head.raw_headers,
-            request=request,
-            http_version=head.http_version,
-            connection_info=info,
-            elapsed=elapsed,
-            content=content,
-        )
+        return Response(head, request, info, elapsed, content=self._read_all(conn, request, t))
 
     def _read_all(self, conn: HTTP11Connection, request: Request, t: Timeout) -> bytes:
         try:
@@ -294,7 +279,7 @@ class ConnectionPool:
         self, t: Timeout, fresh: bool
     ) -> tuple[HTTP11Connection | None, list[tuple[HTTP11Connection, CloseReason]]]:
         doomed: list[tuple[HTTP11Connection, CloseReason]] = []
-        deadline = None if t.pool is None else self._clock() + t.pool
+        deadline: float | None = None
         with self._lock:
             while True:
                 if self._closed:
@@ -304,9 +289,8 @@ class ConnectionPool:
                     conn = self._idle.pop()
                     if self._watch:
                         watcher.unwatch(conn)
-                    reason = conn.retire_reason(now, self.limits, self._learner.timeout)
-                    if reason is not None:
-                        doomed.append((conn, reason))
+                    if now >= conn.expires_at:
+                        doomed.append((conn, conn.expiry_reason or CloseReason.IDLE_TIMEOUT))
                         continue
                     self._in_use.add(conn)
                     self._requests += 1
@@ -317,6 +301,8 @@ class ConnectionPool:
                     self._dialing += 1
                     self._requests += 1
                     return None, doomed
+                if deadline is None and t.pool is not None:
+                    deadline = now + t.pool
                 remaining = None if deadline is None else deadline - now
                 if remaining is not None and remaining <= 0:
                     raise PoolTimeout(
@@ -343,32 +329,30 @@ class ConnectionPool:
 
     def _release(self, conn: HTTP11Connection) -> None:
         """Put a connection whose response is finished back, or close it with its reason."""
-        reason: CloseReason | None
+        reason: CloseReason | None = None
         with self._lock:
             self._in_use.discard(conn)
-            now = self._clock()
-            conn.idle_since = now
+            idle = self._idle
             if self._closed:
                 reason = CloseReason.POOL_CLOSED
             elif not conn.reusable:
                 reason = CloseReason.NOT_PERSISTENT
-            elif len(self._idle) >= self.maxsize:
+            elif len(idle) >= self.maxsize:
                 reason = CloseReason.POOL_FULL
             else:
-                reason = conn.retire_reason(now, self.limits, self._learner.timeout)
-            if reason is None:
-                self._idle.append(conn)
-                if self._watch:
-                    watcher.watch(conn, self._on_idle_readable)
-                oldest = self._idle[0]
-                reason_old: CloseReason | None = oldest.retire_reason(
-                    now, self.limits, self._learner.timeout
-                )
-                if reason_old is not None and oldest is not conn:
-                    del self._idle[0]
+                now = self._clock()
+                reason = conn.go_idle(now, self.limits, self._learner.timeout)
+                if reason is None:
+                    idle.append(conn)
                     if self._watch:
-                        watcher.unwatch(oldest)
-                    conn, reason = oldest, reason_old
+                        watcher.watch(conn, self._watch_callback)
+                    # The bottom of the stack is the oldest: retire it here if its time is up,
+                    # so a connection never reused under light load does not linger.
+                    if now >= idle[0].expires_at:
+                        conn = idle.pop(0)
+                        if self._watch:
+                            watcher.unwatch(conn)
+                        reason = conn.expiry_reason
             self._freed.notify()
         if reason is not None:
             self._close(conn, reason)
@@ -376,11 +360,19 @@ class ConnectionPool:
     def _discard(self, conn: HTTP11Connection, reason: CloseReason) -> None:
         """Close a checked-out connection that must not be reused."""
         if reason is CloseReason.SERVER_CLOSED_IDLE:
-            self._learner.observe_idle_close(self._clock() - conn.idle_since)
+            self._learn(self._clock() - conn.idle_since)
         with self._lock:
             self._in_use.discard(conn)
             self._freed.notify()
         self._close(conn, reason)
+
+    def _learn(self, idle_seconds: float) -> None:
+        before = self._learner.timeout
+        self._learner.observe_idle_close(idle_seconds)
+        if self._learner.timeout != before:
+            with self._lock:  # a new bound: every idle connection's deadline may move closer
+                for conn in self._idle:
+                    conn.go_idle(conn.idle_since, self.limits, self._learner.timeout)
 
     def _close(self, conn: HTTP11Connection, reason: CloseReason) -> None:
         if conn.closed:

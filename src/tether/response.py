@@ -9,6 +9,7 @@ from typing import Any, Protocol
 
 from .connection import ConnectionInfo
 from .exceptions import HTTPStatusError, StreamClosed, StreamConsumed
+from .http11 import ResponseHead
 from .models import URL, Headers, Request
 
 __all__ = ["ConnectionInfo", "Response"]
@@ -34,38 +35,32 @@ class Response:
 
     __slots__ = (
         "_content",
+        "_head",
         "_headers",
-        "_raw_headers",
         "_source",
         "_stream_used",
         "connection_info",
         "elapsed",
         "http_version",
-        "reason",
         "request",
         "status",
     )
 
     def __init__(
         self,
-        status: int,
-        reason: str,
-        raw_headers: list[tuple[bytes, bytes]],
-        *,
+        head: ResponseHead,
         request: Request,
-        http_version: str,
         connection_info: ConnectionInfo,
         elapsed: float,
         source: BodySource | None = None,
         content: bytes | None = None,
     ) -> None:
-        self.status = status
-        self.reason = reason
+        self.status = head.status
+        self.http_version = head.http_version
         self.request = request
-        self.http_version = http_version
         self.connection_info = connection_info
         self.elapsed = elapsed
-        self._raw_headers = raw_headers
+        self._head = head
         self._headers: Headers | None = None
         self._source = source
         self._content = content
@@ -82,8 +77,13 @@ class Response:
     def headers(self) -> Headers:
         """Case-insensitive, multi-valued response headers."""
         if self._headers is None:
-            self._headers = Headers.from_raw(self._raw_headers)
+            self._headers = Headers.from_raw(self._head.raw_headers)
         return self._headers
+
+    @property
+    def reason(self) -> str:
+        """The reason phrase of the status line (may be empty)."""
+        return self._head.reason
 
     @property
     def url(self) -> URL:

@@ -14,7 +14,7 @@ import select
 import threading
 import weakref
 from collections.abc import Callable
-from typing import Protocol
+from typing import Any, Protocol
 
 __all__ = ["IdleWatcher", "watcher"]
 
@@ -23,63 +23,67 @@ _EVENTS = select.EPOLLIN | select.EPOLLRDHUP | select.EPOLLONESHOT if _EPOLL els
 
 
 class Watched(Protocol):
-    def fileno(self) -> int: ...
+    fd: int  # the socket's descriptor, kept after close so it can still be unwatched
 
 
-OnReadable = Callable[[Watched], None]
+Callback = weakref.WeakMethod[Callable[[Any], None]]
 
 
 class IdleWatcher:
-    """Watches idle sockets and calls back the owner when one becomes readable (or errors)."""
+    """Watches idle sockets and calls back their owner when one becomes readable (or errors).
+
+    Owners call ``watch`` and ``unwatch`` under their own lock; the table is a dict whose single
+    operations are atomic, and the epoll set is the kernel's, so no lock of ours is needed.
+    The callback is held weakly: a pool that was dropped without close() is not kept alive.
+    """
 
     def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._entries: dict[int, tuple[Watched, weakref.WeakMethod[OnReadable]]] = {}
+        self._entries: dict[int, tuple[Watched, Callback]] = {}
         self._epoll: select.epoll | None = None
-        self._thread: threading.Thread | None = None
+        self._start_lock = threading.Lock()
 
     @property
     def available(self) -> bool:
-        return _EVENTS != 0
+        return _EPOLL
 
-    def watch(self, conn: Watched, on_readable: OnReadable) -> None:
-        """Start watching ``conn`` (idle now); ``on_readable`` must be a bound method."""
-        fd = conn.fileno()
-        with self._lock:
-            epoll = self._epoll
-            if epoll is None:
-                epoll = self._start()
-            self._entries[fd] = (conn, weakref.WeakMethod(on_readable))
-            try:
-                epoll.register(fd, _EVENTS)
-            except FileExistsError:
-                epoll.modify(fd, _EVENTS)
+    def watch(self, conn: Watched, callback: Callback) -> None:
+        """Start watching ``conn`` (idle now); ``callback(conn)`` runs on the watcher thread."""
+        epoll = self._epoll or self._start()
+        fd = conn.fd
+        self._entries[fd] = (conn, callback)
+        try:
+            epoll.register(fd, _EVENTS)
+        except FileExistsError:  # left registered (disabled) by a one-shot event
+            epoll.modify(fd, _EVENTS)
 
     def unwatch(self, conn: Watched) -> None:
         """Stop watching ``conn`` (it is being checked out or closed)."""
-        fd = conn.fileno()
-        with self._lock:
-            entry = self._entries.get(fd)
-            if entry is None or entry[0] is not conn:
-                return
-            del self._entries[fd]
-            if self._epoll is not None:
-                try:
-                    self._epoll.unregister(fd)
-                except (FileNotFoundError, OSError):
-                    pass
+        fd = conn.fd
+        entry = self._entries.pop(fd, None)
+        if entry is None:
+            return  # the watcher thread took it first; its callback will find it busy
+        if entry[0] is not conn:
+            self._entries[fd] = entry
+            return
+        try:
+            self._epoll.unregister(fd)  # type: ignore[union-attr]
+        except OSError:
+            pass
 
     def watching(self) -> int:
         """How many sockets are being watched."""
         return len(self._entries)
 
     def _start(self) -> select.epoll:
-        epoll = self._epoll = select.epoll()
-        self._thread = threading.Thread(
-            target=self._run, args=(epoll,), name="tether-idle-watcher", daemon=True
-        )
-        self._thread.start()
-        return epoll
+        with self._start_lock:
+            if self._epoll is None:
+                epoll = select.epoll()
+                thread = threading.Thread(
+                    target=self._run, args=(epoll,), name="tether-idle-watcher", daemon=True
+                )
+                thread.start()
+                self._epoll = epoll
+            return self._epoll
 
     def _run(self, epoll: select.epoll) -> None:
         while True:
@@ -88,8 +92,7 @@ class IdleWatcher:
             except OSError:
                 return  # epoll closed (after fork, or at exit)
             for fd, _ in events:
-                with self._lock:
-                    entry = self._entries.pop(fd, None)
+                entry = self._entries.pop(fd, None)
                 if entry is None:
                     continue
                 conn, method = entry
@@ -99,10 +102,9 @@ class IdleWatcher:
 
     def _after_fork(self) -> None:
         # The child shares the parent's epoll; give it its own, started on first use.
-        self._lock = threading.Lock()
+        self._start_lock = threading.Lock()
         self._entries = {}
         self._epoll = None
-        self._thread = None
 
 
 watcher = IdleWatcher()
