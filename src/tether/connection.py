@@ -164,6 +164,8 @@ class HTTP11Connection:
 
     def check_idle(self) -> CloseReason | None:
         """The liveness check on checkout: None if the socket is fit for a request."""
+        if not self._poller.poll(0):  # the common case: quiet, so usable
+            return None
         state = idle_socket_state(self._sock, self._poller)
         if state == "ok":
             return None
@@ -229,6 +231,17 @@ class HTTP11Connection:
         if wants_close:
             head.keep_alive = False
         return head
+
+    def read_all(self, request: Request, timeout: Timeout) -> bytes:
+        """The rest of the body, read to the end of the response."""
+        reader = self._reader
+        assert reader is not None
+        while not reader.complete:
+            self._receive(reader, request, timeout)
+        head = reader.head
+        assert head is not None
+        self.reusable = head.keep_alive and reader.reusable
+        return reader.take_body()
 
     def read_body(self, request: Request, timeout: Timeout) -> bytes:
         """The next piece of the body; b"" once the response is complete."""

@@ -92,9 +92,9 @@ class ResponseHead:
 
     __slots__ = (
         "_block",
+        "_lower",
         "_pairs",
-        "chunked",
-        "content_length",
+        "has_body",
         "http_version",
         "keep_alive",
         "keep_alive_max",
@@ -102,25 +102,36 @@ class ResponseHead:
         "status",
     )
 
-    def __init__(self, status: int, block: bytes) -> None:
+    def __init__(
+        self, status: int, block: bytes, http_version: str, keep_alive: bool, has_body: bool
+    ) -> None:
         self.status = status
         self._block = block  # status line and header lines, CRLF-separated, no final CRLFCRLF
         self._pairs: list[tuple[bytes, bytes]] | None = None
-        self.http_version = "HTTP/1.1"
-        self.keep_alive = True
-        self.content_length: int | None = None
-        self.chunked = False
+        self.http_version = http_version
+        self.keep_alive = keep_alive
+        self.has_body = has_body  # False for HEAD, 1xx, 204 and 304 whatever the headers say
         self.keep_alive_timeout: float | None = None
         self.keep_alive_max: int | None = None
-        lower = block.lower()
-        if b"\r\ncontent-length:" in lower:
-            self.content_length = int(_value_of(block, lower, b"\r\ncontent-length:"))
-        if b"\r\ntransfer-encoding:" in lower:
-            coding = _value_of(lower, lower, b"\r\ntransfer-encoding:")
-            self.chunked = coding.rsplit(b",", 1)[-1].strip() == b"chunked"
+        lower = self._lower = block.lower()
         if b"\r\nkeep-alive:" in lower:
             value = _value_of(block, lower, b"\r\nkeep-alive:")
             self.keep_alive_timeout, self.keep_alive_max = parse_keep_alive(value)
+
+    @property
+    def content_length(self) -> int | None:
+        """The announced body length (None: chunked, close-delimited, or no body)."""
+        if not self.has_body or b"\r\ncontent-length:" not in self._lower:
+            return None
+        return int(_value_of(self._block, self._lower, b"\r\ncontent-length:"))
+
+    @property
+    def chunked(self) -> bool:
+        """Is the body framed by chunked transfer coding?"""
+        if not self.has_body or b"\r\ntransfer-encoding:" not in self._lower:
+            return False
+        coding = _value_of(self._lower, self._lower, b"\r\ntransfer-encoding:")
+        return coding.rsplit(b",", 1)[-1].strip() == b"chunked"
 
     @property
     def reason(self) -> str:
@@ -149,6 +160,9 @@ def _value_of(block: bytes, lower: bytes, marker: bytes) -> bytes:
     start = lower.index(marker) + len(marker)
     end = lower.find(b"\r\n", start)
     return block[start : end if end >= 0 else len(block)].strip(b" \t")
+
+
+_VERSIONS = {"1.1": "HTTP/1.1", "1.0": "HTTP/1.0"}
 
 
 class _HeadDone(Exception):
@@ -295,11 +309,14 @@ class ResponseReader:
         block = data[start:end]
         if block.count(b"\r\n") > MAX_HEADERS:
             raise RemoteProtocolError(f"response has more than {MAX_HEADERS} headers")
-        head = ResponseHead(status, block)
-        head.http_version = "HTTP/" + parser.get_http_version()
-        head.keep_alive = parser.should_keep_alive()
-        if status in (204, 304) or self._is_head:
-            head.content_length = None
+        version = parser.get_http_version()
+        head = ResponseHead(
+            status,
+            block,
+            _VERSIONS.get(version) or "HTTP/" + version,
+            parser.should_keep_alive(),
+            not (self._is_head or status == 204 or status == 304),
+        )
         self.head = head
         self._current = b""
         if self._is_head:

@@ -98,22 +98,22 @@ def expiry(
     if limits.max_requests is not None and record.requests >= limits.max_requests:
         return -NEVER, CloseReason.MAX_REQUESTS
     deadline, reason = NEVER, None
-    idle = record.idle_since
-    candidates = (
-        (limits.idle_timeout, CloseReason.IDLE_TIMEOUT),
-        (_server_idle(record.server_timeout, record.rtt), CloseReason.SERVER_IDLE_TIMEOUT),
-        (_server_idle(learned_timeout, record.rtt), CloseReason.LEARNED_IDLE_TIMEOUT),
-    )
-    for seconds, why in candidates:
-        if seconds is not None and idle + seconds < deadline:
-            deadline, reason = idle + seconds, why
-    if limits.max_lifetime is not None and record.created_at + limits.max_lifetime < deadline:
-        deadline, reason = record.created_at + limits.max_lifetime, CloseReason.MAX_LIFETIME
+    idle_since = record.idle_since
+    if limits.idle_timeout is not None:
+        deadline, reason = idle_since + limits.idle_timeout, CloseReason.IDLE_TIMEOUT
+    if record.server_timeout is not None:
+        at = idle_since + server_deadline(record.server_timeout, record.rtt)
+        if at < deadline:
+            deadline, reason = at, CloseReason.SERVER_IDLE_TIMEOUT
+    if learned_timeout is not None:
+        at = idle_since + server_deadline(learned_timeout, record.rtt)
+        if at < deadline:
+            deadline, reason = at, CloseReason.LEARNED_IDLE_TIMEOUT
+    if limits.max_lifetime is not None:
+        at = record.created_at + limits.max_lifetime
+        if at < deadline:
+            deadline, reason = at, CloseReason.MAX_LIFETIME
     return deadline, reason
-
-
-def _server_idle(timeout: float | None, rtt: float) -> float | None:
-    return None if timeout is None else server_deadline(timeout, rtt)
 
 
 class IdleTimeoutLearner:

@@ -147,6 +147,7 @@ class ConnectionPool:
         self._learner = IdleTimeoutLearner()
         self._opened = self._requests = self._reuses = self._retries = 0
         self._closes: Counter[CloseReason] = Counter()
+        self._urls: dict[str, URL] = {}  # request() targets already parsed
         self._watch_callback: Callback = weakref.WeakMethod(self._on_idle_readable)
 
     # -- counters -----------------------------------------------------------------------------
@@ -198,7 +199,12 @@ class ConnectionPool:
         ``fields`` go in the query string for GET, HEAD, DELETE and OPTIONS and form-encoded
         into the body otherwise; ``json`` is sent as a JSON body.
         """
-        url = URL.from_parts(self.origin, check_target(path))
+        url = self._urls.get(path)
+        if url is None:
+            url = URL.from_parts(self.origin, check_target(path))
+            if len(self._urls) >= 256:
+                self._urls.clear()
+            self._urls[path] = url
         form = None
         if fields is not None:
             if method.upper() in FORM_METHODS:
@@ -246,15 +252,7 @@ class ConnectionPool:
 
     def _read_all(self, conn: HTTP11Connection, request: Request, t: Timeout) -> bytes:
         try:
-            first = conn.read_body(request, t)
-            body: bytes
-            if not first:
-                body = first
-            else:
-                parts = [first]
-                while piece := conn.read_body(request, t):
-                    parts.append(piece)
-                body = parts[0] if len(parts) == 1 else b"".join(parts)
+            body = conn.read_all(request, t)
         except TransportError as exc:
             self._discard(conn, _reason_for(exc))
             raise

@@ -24,16 +24,16 @@ def encode_body(
     A str is sent as UTF-8; an iterable of bytes that is not bytes is sent chunked and cannot
     be replayed; ``form`` is URL-encoded; ``json`` is serialised compactly.
     """
-    given = sum(x is not None for x in (content, form, json))
-    if given > 1:
+    if form is None and json is None:
+        if isinstance(content, str):
+            return content.encode("utf-8"), None
+        if isinstance(content, (bytearray, memoryview)):
+            return bytes(content), None
+        return content, None
+    if content is not None or (form is not None and json is not None):
         raise TypeError("pass only one of a body, form fields or json")
     if json is not None:
         return jsonlib.dumps(json, separators=(",", ":")).encode(), "application/json"
-    if form is not None:
-        pairs = list(form.items()) if isinstance(form, Mapping) else list(form)
-        return urlencode(pairs, doseq=True).encode("ascii"), "application/x-www-form-urlencoded"
-    if isinstance(content, str):
-        return content.encode("utf-8"), None
-    if isinstance(content, (bytearray, memoryview)):
-        return bytes(content), None
-    return content, None
+    assert form is not None
+    pairs = list(form.items()) if isinstance(form, Mapping) else list(form)
+    return urlencode(pairs, doseq=True).encode("ascii"), "application/x-www-form-urlencoded"

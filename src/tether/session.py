@@ -7,7 +7,7 @@ pool does the rest (see pool.py). One Session may be shared by many threads.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from types import TracebackType
 from typing import Any
 
@@ -100,13 +100,15 @@ class Session:
         parsed = parse_url(url)
         if params:
             parsed = parsed.with_query(params)
-        if isinstance(data, (dict, list)) or (data is not None and _is_form(data)):
-            content, ctype = encode_body(form=data, json=json)  # type: ignore[arg-type]
-        else:
-            content, ctype = encode_body(data, json=json)  # type: ignore[arg-type]
         merged = self.headers.merged(headers)
-        if ctype is not None and "content-type" not in merged:
-            merged = merged.merged({"Content-Type": ctype})
+        content: bytes | Iterable[bytes] | None = None
+        if data is not None or json is not None:
+            if _is_form(data):
+                content, ctype = encode_body(form=data, json=json)  # type: ignore[arg-type]
+            else:
+                content, ctype = encode_body(data, json=json)  # type: ignore[arg-type]
+            if ctype is not None and "content-type" not in merged:
+                merged = merged.merged({"Content-Type": ctype})
         req = Request(method, parsed, headers=merged, body=content)
         tls = None
         if verify is not None or cert is not None:
@@ -171,8 +173,11 @@ class Session:
 
 
 def _is_form(data: object) -> bool:
-    # A list of pairs is form fields; an iterator of bytes is a streamed body.
-    return isinstance(data, tuple) and all(isinstance(p, tuple) for p in data)
+    # A mapping or a list of pairs is form fields (requests' rule); bytes, str or an iterator
+    # of bytes is the body itself.
+    if isinstance(data, Mapping):
+        return True
+    return isinstance(data, (list, tuple)) and all(isinstance(p, tuple) for p in data)
 
 
 def request(method: str, url: str | URL, **kwargs: Any) -> Response:
