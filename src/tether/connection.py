@@ -12,6 +12,7 @@ import itertools
 import select
 import socket
 import ssl
+import struct
 from collections.abc import Callable, Iterable
 
 from .exceptions import (
@@ -125,7 +126,14 @@ class HTTP11Connection:
         self.fd = sock.fileno()
         self._poller = select.poll()
         self._poller.register(self.fd, select.POLLIN)
-        self._timeout: float | None = sock.gettimeout()
+        # Plain sockets run in blocking mode with kernel timeouts (SO_RCVTIMEO/SO_SNDTIMEO):
+        # Python's own timeout mode polls before every send and recv, two extra system calls
+        # per request. TLS sockets keep Python's timeouts: OpenSSL retries a blocking read
+        # that the kernel timed out, so a kernel timeout would never surface there.
+        self._kernel_timeouts = not isinstance(sock, ssl.SSLSocket)
+        self._timeouts: dict[int, float | None] = {}
+        if self._kernel_timeouts:
+            sock.settimeout(None)
         self.created_at = clock()
         self.idle_since = self.created_at
         self.requests = 0
@@ -135,6 +143,8 @@ class HTTP11Connection:
         self.server_max: int | None = None
         self.expires_at = float("inf")
         self.expiry_reason: CloseReason | None = None
+        self.watched = False  # registered with the idle watcher (by the pool)
+        self.peer_closed = False  # the watcher saw the server close it while busy
         self.closed = False
         self.close_reason: CloseReason | None = None
         self.reusable = False
@@ -198,12 +208,12 @@ class HTTP11Connection:
             has_host=has_host,
             has_length=has_length,
         )
-        self._set_timeout(timeout.write)
+        self._set_timeout(socket.SO_SNDTIMEO, timeout.write)
         try:
             self._write(data)
             if body is not None and not isinstance(body, bytes):
                 self._write_chunked(body)
-        except TimeoutError:
+        except (TimeoutError, BlockingIOError):  # BlockingIOError: a kernel timeout
             raise WriteTimeout(
                 f"writing the request to {self.origin} timed out after {timeout.write}s",
                 request=request,
@@ -216,7 +226,7 @@ class HTTP11Connection:
                 may_have_reached_server=self.wrote_any,
             ) from None
         sent_at = self._clock()
-        self._set_timeout(timeout.read)
+        self._set_timeout(socket.SO_RCVTIMEO, timeout.read)
         while reader.head is None:
             self._receive(reader, request, timeout)
         self.ttfb = self._clock() - sent_at
@@ -278,10 +288,19 @@ class HTTP11Connection:
 
     # -- I/O ----------------------------------------------------------------------------------
 
-    def _set_timeout(self, value: float | None) -> None:
-        if value != self._timeout:
+    def _set_timeout(self, which: int, value: float | None) -> None:
+        if not self._kernel_timeouts:
+            which = 0  # Python's timeout is one value for reads and writes
+        if self._timeouts.get(which, -1.0) == value:
+            return
+        self._timeouts[which] = value
+        if not self._kernel_timeouts:
             self._sock.settimeout(value)
-            self._timeout = value
+            return
+        seconds = 0.0 if value is None else max(value, 1e-6)  # 0 means "never" to the kernel
+        whole = int(seconds)
+        timeval = struct.pack("ll", whole, int((seconds - whole) * 1e6))
+        self._sock.setsockopt(socket.SOL_SOCKET, which, timeval)
 
     def _write(self, data: bytes) -> None:
         if not self.wrote_any:
@@ -301,7 +320,7 @@ class HTTP11Connection:
     def _receive(self, reader: ResponseReader, request: Request, timeout: Timeout) -> None:
         try:
             data = self._sock.recv(_RECV_SIZE)
-        except TimeoutError:
+        except (TimeoutError, BlockingIOError):  # BlockingIOError: a kernel timeout
             raise ReadTimeout(
                 f"no response bytes from {self.origin} within {timeout.read}s",
                 request=request,

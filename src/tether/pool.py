@@ -148,7 +148,7 @@ class ConnectionPool:
         self._opened = self._requests = self._reuses = self._retries = 0
         self._closes: Counter[CloseReason] = Counter()
         self._urls: dict[str, URL] = {}  # request() targets already parsed
-        self._watch_callback: Callback = weakref.WeakMethod(self._on_idle_readable)
+        self._watch_callback: Callback = weakref.WeakMethod(self._on_peer_closed)
 
     # -- counters -----------------------------------------------------------------------------
 
@@ -285,8 +285,6 @@ class ConnectionPool:
                 now = self._clock()
                 while self._idle and not fresh:
                     conn = self._idle.pop()
-                    if self._watch:
-                        watcher.unwatch(conn)
                     if now >= conn.expires_at:
                         doomed.append((conn, conn.expiry_reason or CloseReason.IDLE_TIMEOUT))
                         continue
@@ -335,6 +333,8 @@ class ConnectionPool:
                 reason = CloseReason.POOL_CLOSED
             elif not conn.reusable:
                 reason = CloseReason.NOT_PERSISTENT
+            elif conn.peer_closed:
+                reason = CloseReason.SERVER_CLOSED
             elif len(idle) >= self.maxsize:
                 reason = CloseReason.POOL_FULL
             else:
@@ -342,14 +342,13 @@ class ConnectionPool:
                 reason = conn.go_idle(now, self.limits, self._learner.timeout)
                 if reason is None:
                     idle.append(conn)
-                    if self._watch:
+                    if self._watch and not conn.watched:
+                        conn.watched = True
                         watcher.watch(conn, self._watch_callback)
                     # The bottom of the stack is the oldest: retire it here if its time is up,
                     # so a connection never reused under light load does not linger.
                     if now >= idle[0].expires_at:
                         conn = idle.pop(0)
-                        if self._watch:
-                            watcher.unwatch(conn)
                         reason = conn.expiry_reason
             self._freed.notify()
         if reason is not None:
@@ -375,22 +374,22 @@ class ConnectionPool:
     def _close(self, conn: HTTP11Connection, reason: CloseReason) -> None:
         if conn.closed:
             return
+        if conn.watched:
+            watcher.forget(conn)
         conn.close(reason)
         with self._lock:
             self._closes[reason] += 1
 
-    def _on_idle_readable(self, conn: Any) -> None:
-        """The watcher saw an idle socket become readable: the server closed it (usually)."""
+    def _on_peer_closed(self, conn: Any) -> None:
+        """The watcher saw the server close a pooled socket (FIN or reset)."""
         with self._lock:
             if conn not in self._idle:
-                return  # checked out meanwhile: the checkout's own check covers it
+                # Busy: its reader will see the end; don't pool it again afterwards.
+                conn.peer_closed = True
+                return
             self._idle.remove(conn)
             self._in_use.add(conn)
-        reason = conn.check_idle()
-        if reason is None:  # a TLS record with no data (session ticket): still good
-            self._release(conn)
-        else:
-            self._discard(conn, reason)
+        self._discard(conn, CloseReason.SERVER_CLOSED_IDLE)
 
     # -- closing ------------------------------------------------------------------------------
 
@@ -399,9 +398,6 @@ class ConnectionPool:
         with self._lock:
             self._closed = True
             idle, self._idle = self._idle, []
-            for conn in idle:
-                if self._watch:
-                    watcher.unwatch(conn)
             self._freed.notify_all()
         for conn in idle:
             self._close(conn, CloseReason.POOL_CLOSED)

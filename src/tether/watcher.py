@@ -2,9 +2,14 @@
 
 When a server closes a keep-alive connection that sits idle in our pool, the kernel holds our
 end in CLOSE_WAIT until we close it. Most clients notice only at the next request, which may be
-never. One thread per process waits on epoll for the idle sockets of every pool; a readable
-idle socket is handed back to its pool, which checks and closes it. The thread sleeps in
-epoll_wait while nothing changes, and the pool registers a socket only while it is idle.
+never. One thread per process waits on epoll for the server's FIN or reset on every pooled
+socket and hands the connection back to its pool, which closes it if it is idle.
+
+Why it costs nothing per request: a socket is registered once, when it first goes idle, for
+EPOLLRDHUP only (the peer closed), not EPOLLIN. A response arriving on a busy socket is data,
+not a hang-up, so the thread never wakes for it and checkout/release make no epoll call. The
+registration is one-shot: a close is reported once, and closing the socket removes it from the
+epoll set. The thread sleeps in epoll_wait while nothing changes.
 """
 
 from __future__ import annotations
@@ -19,22 +24,23 @@ from typing import Any, Protocol
 __all__ = ["IdleWatcher", "watcher"]
 
 _EPOLL = hasattr(select, "epoll")
-_EVENTS = select.EPOLLIN | select.EPOLLRDHUP | select.EPOLLONESHOT if _EPOLL else 0
+# EPOLLHUP and EPOLLERR (a reset) are always reported; EPOLLRDHUP is the peer's FIN.
+_EVENTS = select.EPOLLRDHUP | select.EPOLLONESHOT if _EPOLL else 0
 
 
 class Watched(Protocol):
-    fd: int  # the socket's descriptor, kept after close so it can still be unwatched
+    fd: int  # the socket's descriptor, kept after close so it can still be forgotten
 
 
 Callback = weakref.WeakMethod[Callable[[Any], None]]
 
 
 class IdleWatcher:
-    """Watches idle sockets and calls back their owner when one becomes readable (or errors).
+    """Calls back a connection's owner, on its own thread, when the peer closes the socket.
 
-    Owners call ``watch`` and ``unwatch`` under their own lock; the table is a dict whose single
-    operations are atomic, and the epoll set is the kernel's, so no lock of ours is needed.
-    The callback is held weakly: a pool that was dropped without close() is not kept alive.
+    Owners call ``watch`` once per connection and ``forget`` before closing it. The table is a
+    dict whose single operations are atomic and the epoll set is the kernel's, so no lock of
+    ours is needed. Callbacks are held weakly: a pool dropped without close() is not kept alive.
     """
 
     def __init__(self) -> None:
@@ -47,28 +53,21 @@ class IdleWatcher:
         return _EPOLL
 
     def watch(self, conn: Watched, callback: Callback) -> None:
-        """Start watching ``conn`` (idle now); ``callback(conn)`` runs on the watcher thread."""
+        """Report the peer's close of ``conn`` to ``callback(conn)`` (once)."""
         epoll = self._epoll or self._start()
         fd = conn.fd
         self._entries[fd] = (conn, callback)
         try:
             epoll.register(fd, _EVENTS)
-        except FileExistsError:  # left registered (disabled) by a one-shot event
+        except FileExistsError:
             epoll.modify(fd, _EVENTS)
 
-    def unwatch(self, conn: Watched) -> None:
-        """Stop watching ``conn`` (it is being checked out or closed)."""
+    def forget(self, conn: Watched) -> None:
+        """``conn`` is about to be closed (closing its socket leaves the epoll set by itself)."""
         fd = conn.fd
         entry = self._entries.pop(fd, None)
-        if entry is None:
-            return  # the watcher thread took it first; its callback will find it busy
-        if entry[0] is not conn:
-            self._entries[fd] = entry
-            return
-        try:
-            self._epoll.unregister(fd)  # type: ignore[union-attr]
-        except OSError:
-            pass
+        if entry is not None and entry[0] is not conn:
+            self._entries[fd] = entry  # the number was reused by a newer connection
 
     def watching(self) -> int:
         """How many sockets are being watched."""
@@ -92,7 +91,7 @@ class IdleWatcher:
             except OSError:
                 return  # epoll closed (after fork, or at exit)
             for fd, _ in events:
-                entry = self._entries.pop(fd, None)
+                entry = self._entries.get(fd)
                 if entry is None:
                     continue
                 conn, method = entry
