@@ -127,11 +127,11 @@ class ResponseHead:
 
     @property
     def chunked(self) -> bool:
-        """Is the body framed by chunked transfer coding?"""
+        """Is the body framed by chunked transfer coding (the last coding of all TE lines)?"""
         if not self.has_body or b"\r\ntransfer-encoding:" not in self._lower:
             return False
-        coding = _value_of(self._lower, self._lower, b"\r\ntransfer-encoding:")
-        return coding.rsplit(b",", 1)[-1].strip() == b"chunked"
+        codings = [v for n, v in self.raw_headers if n.lower() == b"transfer-encoding"]
+        return b",".join(codings).rsplit(b",", 1)[-1].strip().lower() == b"chunked"
 
     @property
     def reason(self) -> str:
@@ -203,8 +203,10 @@ class ResponseReader:
         """Take bytes from the server. Raises RemoteProtocolError on anything malformed."""
         self.bytes_received += len(data)
         if self.complete:
-            # Bytes after the end of a response: the connection is in an unknown state.
-            self.reusable = False
+            # Bytes after the end of a response: the connection is in an unknown state
+            # (empty lines excepted: llhttp skips those between messages too).
+            if data.strip(b"\r\n"):
+                self.reusable = False
             return
         if self.head is None:
             self._current = self._current + data if self._current else data
@@ -296,11 +298,19 @@ class ResponseReader:
     # -- httptools callbacks -----------------------------------------------------------------
 
     def on_headers_complete(self) -> None:
+        if self.complete:
+            return  # a second response nobody asked for (on_message_begin flagged it)
         parser = self._parser
         status = parser.get_status_code()
         data = self._current
         start = self._block_start
+        while data[start : start + 1] in (b"\r", b"\n"):
+            start += 1  # llhttp skips empty lines before a status line; so must we
         end = data.find(b"\r\n\r\n", start)
+        if end + 4 > MAX_HEADER_BYTES:  # interim responses included: no endless 1xx stream
+            raise RemoteProtocolError(f"response header block exceeds {MAX_HEADER_BYTES} bytes")
+        if status < 100:
+            raise RemoteProtocolError(f"invalid status code {status:03d}")
         if 100 <= status < 200:
             if status == 101:
                 raise RemoteProtocolError("server switched protocols (101) unasked")
@@ -324,6 +334,8 @@ class ResponseReader:
             raise _HeadDone()
 
     def on_body(self, body: bytes) -> None:
+        if self.complete:
+            return
         self.body_received += len(body)
         self._body.append(body)
 

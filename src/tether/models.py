@@ -24,7 +24,8 @@ _TOKEN = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+\Z")
 # Field values: visible ASCII, obs-text, space and tab; never CR, LF or NUL.
 _BAD_VALUE = re.compile(rb"[\x00-\x08\x0a-\x1f\x7f]")
 # Anything that would end the request line early or smuggle a second one.
-_BAD_URL = re.compile(r"[\x00-\x20\x7f]")
+_BAD_URL = re.compile(r"[\x00-\x1f\x7f]")
+_BAD_TARGET = re.compile(r"[\x00-\x20\x7f]")
 _SAFE_PATH = "/%:@!$&'()*+,;=-._~"
 _SAFE_QUERY = _SAFE_PATH + "?"
 
@@ -54,7 +55,7 @@ class URL:
             raise InvalidURL(f"URL must be a str, not {type(url).__name__}: {url!r}")
         # urlsplit silently strips CR, LF and tab (bpo-43882), so look before it does.
         if _BAD_URL.search(url.strip(" ")):
-            raise InvalidURL(f"URL contains whitespace or a control character: {url!r}")
+            raise InvalidURL(f"URL contains a control character (CR, LF, NUL, TAB...): {url!r}")
         try:
             parts = urlsplit(url.strip(" "))
             port = parts.port
@@ -168,7 +169,7 @@ def check_method(method: str) -> str:
 
 def check_target(target: str) -> str:
     """Refuse a request target that would break the request line."""
-    if not target.startswith("/") or _BAD_URL.search(target):
+    if not target.startswith("/") or _BAD_TARGET.search(target):
         raise InvalidURL(f"invalid request target {target!r}: must start with '/', no spaces/CR/LF")
     return target
 
@@ -258,13 +259,18 @@ class Headers(MutableMapping[str, str]):
         return [(n, v) for _, n, v in self._items]
 
     def copy(self) -> Headers:
-        return Headers(self)
+        """An independent copy (it keeps the encoded form, which is the same)."""
+        new = Headers()
+        new._items = list(self._items)
+        new._encoded = self._encoded
+        new._framing = self._framing
+        return new
 
     def merged(self, other: HeaderInput) -> Headers:
         """A copy of these headers with ``other``'s names replacing ours."""
-        if not other:
-            return self
         merged = self.copy()
+        if not other:
+            return merged
         extra = other if isinstance(other, Headers) else Headers(other)
         for key in {k for k, _, _ in extra._items}:
             merged._items = [item for item in merged._items if item[0] != key]

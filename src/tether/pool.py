@@ -35,6 +35,7 @@ from .exceptions import (
     PoolClosed,
     PoolTimeout,
     RemoteProtocolError,
+    RequestError,
     TimeoutException,
     TransportError,
 )
@@ -225,7 +226,11 @@ class ConnectionPool:
         started = self._clock()
         retries = 0
         while True:
-            conn, idle_time = self._checkout(t, fresh=retries > 0)
+            try:
+                conn, idle_time = self._checkout(t, fresh=retries > 0)
+            except RequestError as exc:  # dial or pool wait failed: nothing was sent
+                exc.request = request
+                raise
             try:
                 head = conn.send_request(request, t)
                 break
