@@ -25,7 +25,7 @@ from .exceptions import (
 from .http11 import ResponseHead, ResponseReader, encode_chunk, encode_request
 from .lifecycle import CloseReason, Limits, expiry
 from .models import Origin, Request, Timeout
-from .sockets import ConnectTimings, idle_socket_state
+from .sockets import DialInfo, idle_socket_state
 
 __all__ = ["ConnectionInfo", "HTTP11Connection"]
 
@@ -115,7 +115,7 @@ class HTTP11Connection:
         self,
         origin: Origin,
         sock: socket.socket,
-        timings: ConnectTimings,
+        timings: DialInfo,
         clock: Callable[[], float],
     ) -> None:
         self.id = next(_ids)
@@ -144,7 +144,8 @@ class HTTP11Connection:
         self.expires_at = float("inf")
         self.expiry_reason: CloseReason | None = None
         self.watched = False  # registered with the idle watcher (by the pool)
-        self.peer_closed = False  # the watcher saw the server close it while busy
+        self.peer_closed = False  # the server closed it while it was busy (checked)
+        self.hangup_seen = False  # the watcher reported a hang-up while it was busy
         self.closed = False
         self.close_reason: CloseReason | None = None
         self.reusable = False
@@ -152,8 +153,8 @@ class HTTP11Connection:
         self.response_started = False
         self.ttfb = 0.0
         self._reader: ResponseReader | None = None
-        self.local_address = _address(sock.getsockname())
-        self.remote_address = _address(sock.getpeername())
+        self.local_address = timings.local_address
+        self.remote_address = timings.remote_address
         if isinstance(sock, ssl.SSLSocket):
             cipher = sock.cipher()
             self.tls: tuple[str | None, str | None, str | None] = (
@@ -230,14 +231,17 @@ class HTTP11Connection:
         while reader.head is None:
             self._receive(reader, request, timeout)
         self.ttfb = self._clock() - sent_at
-        if self.ttfb < self.rtt or self.requests == 1:
-            self.rtt = self.ttfb if self.requests == 1 else min(self.rtt, self.ttfb)
+        if self.ttfb < self.rtt:
+            self.rtt = self.ttfb  # the fastest exchange seen: least server think time in it
         head = reader.head
         if head.keep_alive_timeout is not None:
             self.server_timeout = head.keep_alive_timeout
         if head.keep_alive_max is not None:
-            # max counts the requests still allowed after this one.
-            self.server_max = self.requests + head.keep_alive_max
+            # Servers disagree on what max counts (Apache: requests left; Node and others: a
+            # fixed total). requests + max - 1 is safe under both, and it only ever decreases.
+            limit = self.requests + head.keep_alive_max - 1
+            if self.server_max is None or limit < self.server_max:
+                self.server_max = limit
         if wants_close:
             head.keep_alive = False
         return head
@@ -258,6 +262,8 @@ class HTTP11Connection:
         reader = self._reader
         assert reader is not None
         data = reader.take_body()
+        if not data and not reader.complete:
+            self._set_timeout(socket.SO_RCVTIMEO, timeout.read)
         while not data and not reader.complete:
             self._receive(reader, request, timeout)
             data = reader.take_body()
@@ -352,9 +358,3 @@ class HTTP11Connection:
     def __repr__(self) -> str:
         state = f"closed: {self.close_reason.name}" if self.close_reason else "open"
         return f"<HTTP11Connection #{self.id} {self.origin} requests={self.requests} {state}>"
-
-
-def _address(raw: object) -> tuple[str, int]:
-    if isinstance(raw, tuple) and len(raw) >= 2:
-        return (str(raw[0]), int(raw[1]))
-    return (str(raw), 0)

@@ -36,6 +36,7 @@ class CloseReason(enum.Enum):
     POOL_FULL = "pool full"
     BODY_NOT_CONSUMED = "response closed before its body was read"
     PROTOCOL_ERROR = "protocol error"
+    ABANDONED = "exchange interrupted by an exception that was not the network's"
     NETWORK_ERROR = "network error"
     TIMEOUT = "timeout"
     UNSOLICITED_DATA = "server sent data on an idle connection"

@@ -1,21 +1,15 @@
-"""A pool of persistent connections to one origin, and the path of a request through it.
+"""A pool of persistent connections to one origin: the threaded body around `PoolState`.
 
-How the pool decides, for each request (``_checkout``):
+`poolstate.PoolState` decides (which connection, when to dial, wait, keep or retire, what is
+counted); this module holds a lock around those decisions, waits when the pool blocks, and does
+the I/O: dialing, the liveness check, sending, closing. Closing and dialing happen outside the
+lock. If a request fails on a *reused* connection before any response byte, it is sent again
+once on a new connection when ``lifecycle.should_retry`` allows it (see docs/lifecycle.md).
 
-1. Take the most recently used idle connection (the warmest; the oldest ones age out at the
-   bottom of the stack). If the lifecycle rules say it must be retired (the server's Keep-Alive
-   timeout or max is near, our idle timeout, lifetime or request limit), close it and take the
-   next one.
-2. Check that its socket is still quiet, outside the lock: a readable idle socket means the
-   server closed it. Close it, learn from how long it lasted, and take the next one.
-3. With no idle connection left, dial a new one, unless ``block=True`` and ``maxsize``
-   connections are already open: then wait for one to be released, up to the pool timeout.
-
-After the response (``_release``): a connection whose response was complete and persistent goes
-back on the idle stack if there is room; any other is closed with its reason. Closing and
-dialing are I/O and happen outside the lock. If the request fails on a *reused* connection
-before any response byte, it is sent again once on a new connection when ``should_retry``
-allows it (see docs/lifecycle.md).
+The path of one request, top to bottom: ``request`` (urllib3's signature) builds a `Request`;
+``send`` checks a connection out (``_checkout``), writes the request and reads the head
+(``HTTP11Connection.send_request``), reads the body (or hands a ``_PooledBody`` to a streamed
+response) and releases the connection (``_release``).
 """
 
 from __future__ import annotations
@@ -23,12 +17,10 @@ from __future__ import annotations
 import threading
 import time
 import weakref
-from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
-from types import TracebackType
 from typing import Any
 
+from .closing import Closing
 from .connection import ConnectionInfo, HTTP11Connection
 from .exceptions import (
     NetworkError,
@@ -39,7 +31,7 @@ from .exceptions import (
     TimeoutException,
     TransportError,
 )
-from .lifecycle import CloseReason, IdleTimeoutLearner, Limits, should_retry
+from .lifecycle import CloseReason, Limits, should_retry
 from .models import (
     DEFAULT_PORTS,
     URL,
@@ -51,6 +43,7 @@ from .models import (
     TimeoutTypes,
     check_target,
 )
+from .poolstate import Action, PoolState, PoolStats
 from .requestbody import FORM_METHODS, encode_body
 from .response import Response
 from .sockets import connect
@@ -59,45 +52,13 @@ from .watcher import Callback, watcher
 
 __all__ = ["ConnectionPool", "PoolStats"]
 
-# A response closed early is drained (and its connection kept) only if this little is left.
+# A response closed early is drained (and its connection kept) only if this little is left
+# and it arrives within this time, all of it: more is cheaper to close than to read.
 DRAIN_LIMIT = 64 * 1024
 DRAIN_TIMEOUT = 0.1
 
 
-@dataclass(frozen=True)
-class PoolStats:
-    """A snapshot of a pool's counters.
-
-    ``connections_opened`` counts every TCP connect (reconnects included), ``requests`` every
-    request sent (retries included), ``reuses`` the requests that rode an existing connection,
-    ``closes`` how many connections were closed for each ``CloseReason`` (by name).
-    """
-
-    open: int
-    idle: int
-    in_use: int
-    connections_opened: int
-    requests: int
-    reuses: int
-    retries: int
-    closes: dict[str, int] = field(default_factory=dict)
-
-    def __add__(self, other: PoolStats) -> PoolStats:
-        closes = Counter(self.closes)
-        closes.update(other.closes)
-        return PoolStats(
-            self.open + other.open,
-            self.idle + other.idle,
-            self.in_use + other.in_use,
-            self.connections_opened + other.connections_opened,
-            self.requests + other.requests,
-            self.reuses + other.reuses,
-            self.retries + other.retries,
-            dict(closes),
-        )
-
-
-class ConnectionPool:
+class ConnectionPool(Closing):
     """Persistent HTTP/1.1 connections to one origin (scheme, host, port, TLS settings).
 
     Args:
@@ -132,55 +93,49 @@ class ConnectionPool:
         url = URL(f"{scheme}://{host}:{port or DEFAULT_PORTS.get(scheme, 0)}/")
         self.origin: Origin = url.origin
         self._tls = TLSConfig(verify, cert) if scheme == "https" else None
-        self.maxsize = max(1, maxsize)
-        self.block = block
         self.timeout = Timeout.of(timeout)
-        self.limits = limits
         self.headers = Headers(headers)
+        self._state: PoolState[HTTP11Connection] = PoolState(maxsize, block, limits)
         self._watch = watch_idle and watcher.available
         self._clock = clock
         self._lock = threading.Lock()
         self._freed = threading.Condition(self._lock)
-        self._idle: list[HTTP11Connection] = []  # a stack: most recently used last
-        self._in_use: set[HTTP11Connection] = set()
-        self._dialing = 0
-        self._closed = False
-        self._learner = IdleTimeoutLearner()
-        self._opened = self._requests = self._reuses = self._retries = 0
-        self._closes: Counter[CloseReason] = Counter()
         self._urls: dict[str, URL] = {}  # request() targets already parsed
         self._watch_callback: Callback = weakref.WeakMethod(self._on_peer_closed)
 
-    # -- counters -----------------------------------------------------------------------------
+    # -- settings and counters ----------------------------------------------------------------
+
+    @property
+    def maxsize(self) -> int:
+        return self._state.maxsize
+
+    @property
+    def block(self) -> bool:
+        return self._state.block
+
+    @property
+    def limits(self) -> Limits:
+        return self._state.limits
 
     @property
     def num_connections(self) -> int:
         """TCP connections opened so far, reconnects included (urllib3's counter)."""
-        return self._opened
+        return self._state.opened
 
     @property
     def num_requests(self) -> int:
-        """Requests sent so far (urllib3's counter)."""
-        return self._requests
+        """Requests sent so far, retries included (urllib3's counter)."""
+        return self._state.requests
 
     @property
     def learned_idle_timeout(self) -> float | None:
         """The idle timeout this pool learned from the server's closes (None: none seen)."""
-        return self._learner.timeout
+        return self._state.learner.timeout
 
     def stats(self) -> PoolStats:
         """A snapshot of the counters."""
         with self._lock:
-            return PoolStats(
-                len(self._idle) + len(self._in_use),
-                len(self._idle),
-                len(self._in_use),
-                self._opened,
-                self._requests,
-                self._reuses,
-                self._retries,
-                {reason.name: n for reason, n in self._closes.items()},
-            )
+            return self._state.stats()
 
     # -- requests -----------------------------------------------------------------------------
 
@@ -236,81 +191,74 @@ class ConnectionPool:
                 break
             except TransportError as exc:
                 self._discard(conn, _reason_for(exc))
-                retry = should_retry(
-                    reused=conn.requests > 1,
-                    response_started=conn.response_started,
-                    wrote_any=conn.wrote_any,
-                    replayable=request.replayable,
-                ) and isinstance(exc, NetworkError)
-                if retries or not retry:
+                if retries or not self._may_retry(conn, request, exc):
                     raise
                 retries += 1
-                with self._lock:
-                    self._retries += 1
+            except BaseException:
+                self._discard(conn, CloseReason.ABANDONED)
+                raise
         info = ConnectionInfo(conn, idle_time, retries, head.http_version)
         elapsed = self._clock() - started
         if stream:
-            return Response(
-                head, request, info, elapsed, source=_PooledBody(self, conn, request, t)
-            )
-        return Response(head, request, info, elapsed, content=self._read_all(conn, request, t))
-
-    def _read_all(self, conn: HTTP11Connection, request: Request, t: Timeout) -> bytes:
+            source = _PooledBody(self, conn, request, t)
+            return Response(head, request, info, elapsed, source=source)
         try:
-            body = conn.read_all(request, t)
+            content = conn.read_all(request, t)
         except TransportError as exc:
             self._discard(conn, _reason_for(exc))
             raise
+        except BaseException:
+            self._discard(conn, CloseReason.ABANDONED)
+            raise
         self._release(conn)
-        return body
+        return Response(head, request, info, elapsed, content=content)
 
-    # -- the pool's decisions (see the module docstring) --------------------------------------
+    def _may_retry(self, conn: HTTP11Connection, request: Request, exc: TransportError) -> bool:
+        retry = isinstance(exc, NetworkError) and should_retry(
+            reused=conn.requests > 1,
+            response_started=conn.response_started,
+            wrote_any=conn.wrote_any,
+            replayable=request.replayable,
+        )
+        if retry:
+            with self._lock:
+                self._state.retries += 1
+        return retry
+
+    # -- the body around PoolState's decisions ------------------------------------------------
 
     def _checkout(self, t: Timeout, fresh: bool) -> tuple[HTTP11Connection, float]:
+        deadline: float | None = None
         while True:
-            conn, doomed = self._take_idle(t, fresh)
+            doomed: list[tuple[HTTP11Connection, CloseReason]] = []
+            with self._lock:
+                while True:
+                    if self._state.closed:
+                        raise PoolClosed(f"the pool for {self.origin} is closed")
+                    now = self._clock()
+                    action, conn = self._state.checkout(now, fresh, doomed)
+                    if action is not Action.WAIT:
+                        break
+                    if t.pool is not None and deadline is None:
+                        deadline = now + t.pool
+                    if deadline is not None and now >= deadline:
+                        break
+                    self._freed.wait(None if deadline is None else deadline - now)
             for old, reason in doomed:
-                self._close(old, reason)
+                self._close_socket(old, reason)
+            if action is Action.WAIT:
+                raise PoolTimeout(
+                    f"no connection to {self.origin} became free within {t.pool}s "
+                    f"(maxsize={self.maxsize}, block=True)"
+                )
             if conn is None:
                 return self._dial(t), 0.0
-            dead = conn.check_idle()  # outside the lock: it is ours now
+            dead = conn.check_idle()  # outside the lock: the connection is ours now
             if dead is None:
+                with self._lock:
+                    self._state.reused()
                 return conn, self._clock() - conn.idle_since
             self._discard(conn, dead)
-
-    def _take_idle(
-        self, t: Timeout, fresh: bool
-    ) -> tuple[HTTP11Connection | None, list[tuple[HTTP11Connection, CloseReason]]]:
-        doomed: list[tuple[HTTP11Connection, CloseReason]] = []
-        deadline: float | None = None
-        with self._lock:
-            while True:
-                if self._closed:
-                    raise PoolClosed(f"the pool for {self.origin} is closed")
-                now = self._clock()
-                while self._idle and not fresh:
-                    conn = self._idle.pop()
-                    if now >= conn.expires_at:
-                        doomed.append((conn, conn.expiry_reason or CloseReason.IDLE_TIMEOUT))
-                        continue
-                    self._in_use.add(conn)
-                    self._requests += 1
-                    self._reuses += 1
-                    return conn, doomed
-                total = len(self._idle) + len(self._in_use) + self._dialing
-                if not self.block or total < self.maxsize or fresh:
-                    self._dialing += 1
-                    self._requests += 1
-                    return None, doomed
-                if deadline is None and t.pool is not None:
-                    deadline = now + t.pool
-                remaining = None if deadline is None else deadline - now
-                if remaining is not None and remaining <= 0:
-                    raise PoolTimeout(
-                        f"no connection to {self.origin} became free within {t.pool}s "
-                        f"(maxsize={self.maxsize}, block=True)"
-                    )
-                self._freed.wait(remaining)
 
     def _dial(self, t: Timeout) -> HTTP11Connection:
         try:
@@ -319,111 +267,76 @@ class ConnectionPool:
             conn = HTTP11Connection(self.origin, sock, timings, self._clock)
         except BaseException:
             with self._lock:
-                self._dialing -= 1
+                self._state.dial_failed()
                 self._freed.notify()
             raise
         with self._lock:
-            self._dialing -= 1
-            self._opened += 1
-            self._in_use.add(conn)
+            self._state.dialed(conn)
         return conn
 
     def _release(self, conn: HTTP11Connection) -> None:
-        """Put a connection whose response is finished back, or close it with its reason."""
-        reason: CloseReason | None = None
+        """Give back a connection whose response ended: kept, or closed with its reason."""
+        if conn.hangup_seen:  # reported while busy (rare): see whether the server really left
+            conn.hangup_seen = False
+            conn.peer_closed = conn.reusable and conn.check_idle() is not None
         with self._lock:
-            self._in_use.discard(conn)
-            idle = self._idle
-            if self._closed:
-                reason = CloseReason.POOL_CLOSED
-            elif not conn.reusable:
-                reason = CloseReason.NOT_PERSISTENT
-            elif conn.peer_closed:
-                reason = CloseReason.SERVER_CLOSED
-            elif len(idle) >= self.maxsize:
-                reason = CloseReason.POOL_FULL
-            else:
-                now = self._clock()
-                reason = conn.go_idle(now, self.limits, self._learner.timeout)
-                if reason is None:
-                    idle.append(conn)
-                    if self._watch and not conn.watched:
-                        conn.watched = True
-                        watcher.watch(conn, self._watch_callback)
-                    # The bottom of the stack is the oldest: retire it here if its time is up,
-                    # so a connection never reused under light load does not linger.
-                    if now >= idle[0].expires_at:
-                        conn = idle.pop(0)
-                        reason = conn.expiry_reason
+            to_close, reason = self._state.release(conn, self._clock())
+            if to_close is not conn and self._watch and not conn.watched:
+                conn.watched = True  # kept: have its hang-up reported from now on
+                watcher.watch(conn, self._watch_callback)
             self._freed.notify()
-        if reason is not None:
-            self._close(conn, reason)
+        if to_close is not None and reason is not None:
+            self._close_socket(to_close, reason)
 
     def _discard(self, conn: HTTP11Connection, reason: CloseReason) -> None:
         """Close a checked-out connection that must not be reused."""
-        if reason is CloseReason.SERVER_CLOSED_IDLE:
-            self._learn(self._clock() - conn.idle_since)
         with self._lock:
-            self._in_use.discard(conn)
+            reason = self._state.discard(conn, reason, self._clock())
             self._freed.notify()
-        self._close(conn, reason)
+        self._close_socket(conn, reason)
 
-    def _learn(self, idle_seconds: float) -> None:
-        before = self._learner.timeout
-        self._learner.observe_idle_close(idle_seconds)
-        if self._learner.timeout != before:
-            with self._lock:  # a new bound: every idle connection's deadline may move closer
-                for conn in self._idle:
-                    conn.go_idle(conn.idle_since, self.limits, self._learner.timeout)
+    def _on_peer_closed(self, conn: Any) -> None:
+        """The watcher reported a hang-up on a pooled socket (FIN or reset).
 
-    def _close(self, conn: HTTP11Connection, reason: CloseReason) -> None:
-        if conn.closed:
+        The report is checked on the socket before anything is closed: epoll names sockets by
+        descriptor number, and a report read just before a close can reach us after the number
+        went to a newer connection.
+        """
+        with self._lock:
+            claimed = self._state.claim_idle(conn)
+        if not claimed:
+            return  # busy: checked when released
+        dead = conn.check_idle()
+        if dead is not None:
+            self._discard(conn, dead)
             return
+        with self._lock:
+            kept = self._state.restore(conn)
+            self._freed.notify()
+        if not kept:
+            self._close_socket(conn, CloseReason.POOL_CLOSED)
+
+    def _close_socket(self, conn: HTTP11Connection, reason: CloseReason) -> None:
         if conn.watched:
             watcher.forget(conn)
         conn.close(reason)
-        with self._lock:
-            self._closes[reason] += 1
-
-    def _on_peer_closed(self, conn: Any) -> None:
-        """The watcher saw the server close a pooled socket (FIN or reset)."""
-        with self._lock:
-            if conn not in self._idle:
-                # Busy: its reader will see the end; don't pool it again afterwards.
-                conn.peer_closed = True
-                return
-            self._idle.remove(conn)
-            self._in_use.add(conn)
-        self._discard(conn, CloseReason.SERVER_CLOSED_IDLE)
 
     # -- closing ------------------------------------------------------------------------------
 
     def close(self) -> None:
         """Close idle connections now and busy ones when their response ends; refuse new work."""
         with self._lock:
-            self._closed = True
-            idle, self._idle = self._idle, []
+            idle = self._state.close()
             self._freed.notify_all()
         for conn in idle:
-            self._close(conn, CloseReason.POOL_CLOSED)
+            self._close_socket(conn, CloseReason.POOL_CLOSED)
 
     @property
     def closed(self) -> bool:
-        return self._closed
-
-    def __enter__(self) -> ConnectionPool:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
+        return self._state.closed
 
     def __repr__(self) -> str:
-        return f"<ConnectionPool {self.origin} maxsize={self.maxsize} opened={self._opened}>"
+        return f"<ConnectionPool {self.origin} maxsize={self.maxsize} opened={self._state.opened}>"
 
 
 def _reason_for(exc: TransportError) -> CloseReason:
@@ -453,9 +366,10 @@ class _PooledBody:
             return b""
         try:
             data = self._conn.read_body(self._request, self._timeout)
-        except TransportError as exc:
+        except BaseException as exc:
             self._pool = None
-            pool._discard(self._conn, _reason_for(exc))
+            reason = _reason_for(exc) if isinstance(exc, TransportError) else CloseReason.ABANDONED
+            pool._discard(self._conn, reason)
             raise
         if not data:
             self._pool = None
@@ -467,21 +381,30 @@ class _PooledBody:
         if pool is None:
             return
         self._pool = None
+        if self._drain(pool._clock):
+            pool._release(self._conn)
+        else:
+            pool._discard(self._conn, CloseReason.BODY_NOT_CONSUMED)
+
+    def _drain(self, clock: Callable[[], float]) -> bool:
+        """Read what is left if it is little and comes quickly: then the connection is kept."""
         conn = self._conn
-        if conn.worth_draining(DRAIN_LIMIT):
-            # A little is left: read it (briefly) so the connection can be reused.
-            budget = Timeout(read=min(DRAIN_TIMEOUT, self._timeout.read or DRAIN_TIMEOUT))
-            drained = 0
-            try:
-                while drained <= DRAIN_LIMIT:
-                    piece = conn.read_body(self._request, budget)
-                    if not piece:
-                        pool._release(conn)
-                        return
-                    drained += len(piece)
-            except TransportError:
-                pass
-        pool._discard(conn, CloseReason.BODY_NOT_CONSUMED)
+        if not conn.worth_draining(DRAIN_LIMIT):
+            return False
+        deadline = clock() + min(DRAIN_TIMEOUT, self._timeout.read or DRAIN_TIMEOUT)
+        drained = 0
+        try:
+            while drained <= DRAIN_LIMIT:
+                remaining = deadline - clock()
+                if remaining <= 0:
+                    return False
+                piece = conn.read_body(self._request, Timeout(read=remaining))
+                if not piece:
+                    return True
+                drained += len(piece)
+        except TransportError:
+            pass
+        return False
 
     def __del__(self) -> None:
         # A streamed response dropped without close(): don't leak its socket.

@@ -5,9 +5,9 @@ from __future__ import annotations
 import threading
 from collections import OrderedDict
 from collections.abc import Iterable
-from types import TracebackType
 from typing import Any
 
+from .closing import Closing
 from .exceptions import PoolClosed
 from .models import HeaderInput, Origin, Request, Timeout, TimeoutTypes, parse_url
 from .pool import ConnectionPool, PoolStats
@@ -19,7 +19,7 @@ __all__ = ["PoolKey", "PoolManager"]
 PoolKey = tuple[Origin, TLSConfig | None, None]  # (origin, TLS settings, proxy: later)
 
 
-class PoolManager:
+class PoolManager(Closing):
     """Pools for many origins, keyed by (scheme, host, port, TLS settings, proxy).
 
     Args:
@@ -127,14 +127,3 @@ class PoolManager:
             pools = list(self._pools.values())
         for pool in pools:
             pool.close()
-
-    def __enter__(self) -> PoolManager:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()

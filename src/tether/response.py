@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import json as jsonlib
 from collections.abc import Iterator
-from types import TracebackType
 from typing import Any, Protocol
 
+from .closing import Closing
 from .connection import ConnectionInfo
 from .exceptions import HTTPStatusError, StreamClosed, StreamConsumed
 from .http11 import ResponseHead
@@ -25,7 +25,7 @@ class BodySource(Protocol):
         """Give the connection back: drained and reused if cheap, otherwise closed."""
 
 
-class Response:
+class Response(Closing):
     """An HTTP response.
 
     Unless it was requested with ``stream=True``, the body is already read and the connection
@@ -181,17 +181,6 @@ class Response:
         if source is not None:
             self._source = None
             source.close()
-
-    def __enter__(self) -> Response:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
     def __repr__(self) -> str:
         return f"<Response [{self.status} {self.reason}]>"

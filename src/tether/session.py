@@ -8,9 +8,9 @@ pool does the rest (see pool.py). One Session may be shared by many threads.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from types import TracebackType
 from typing import Any
 
+from .closing import Closing
 from .lifecycle import Limits
 from .models import (
     URL,
@@ -33,7 +33,7 @@ __all__ = ["Session", "delete", "get", "head", "options", "patch", "post", "put"
 USER_AGENT = "tether/0.1"
 
 
-class Session:
+class Session(Closing):
     """Pooled, thread-safe HTTP client with requests' API.
 
     Args:
@@ -159,17 +159,6 @@ class Session:
     def close(self) -> None:
         """Close every pooled connection; the session cannot be used afterwards."""
         self._manager.close()
-
-    def __enter__(self) -> Session:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
 
 def _is_form(data: object) -> bool:

@@ -16,27 +16,30 @@ from typing import Any
 from .exceptions import ConnectError, ConnectTimeout, TLSError
 from .models import Origin
 
-__all__ = ["ConnectTimings", "connect", "idle_socket_state"]
+__all__ = ["DialInfo", "connect", "idle_socket_state"]
 
 
 @dataclass(slots=True)
-class ConnectTimings:
-    """Seconds spent resolving, connecting and in the TLS handshake for one connection."""
+class DialInfo:
+    """How a connection came to be: seconds resolving, connecting and in the TLS handshake,
+    and the two ends' addresses."""
 
     dns: float = 0.0
     connect: float = 0.0
     tls: float = 0.0
+    local_address: tuple[str, int] = ("", 0)
+    remote_address: tuple[str, int] = ("", 0)
 
 
 def connect(
     origin: Origin, timeout: float | None, ssl_context: ssl.SSLContext | None
-) -> tuple[socket.socket, ConnectTimings]:
+) -> tuple[socket.socket, DialInfo]:
     """Open a TCP (and TLS, for https) connection to ``origin``.
 
     Tries each resolved address in turn. Raises ConnectTimeout, ConnectError or TLSError; on
     failure nothing is left open.
     """
-    timings = ConnectTimings()
+    timings = DialInfo()
     started = time.monotonic()
     try:
         infos = socket.getaddrinfo(origin.host, origin.port, type=socket.SOCK_STREAM)
@@ -50,7 +53,7 @@ def connect(
     # Requests go out in one write; don't let Nagle hold the next one for an ACK.
     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     if ssl_context is None:
-        return sock, timings
+        return _addresses(sock, timings, origin), timings
     try:
         tls_sock = ssl_context.wrap_socket(sock, server_hostname=origin.host)
     except (ssl.SSLError, ssl.CertificateError) as exc:
@@ -63,7 +66,25 @@ def connect(
         sock.close()
         raise ConnectError(f"TLS handshake with {origin} failed: {exc}") from None
     timings.tls = time.monotonic() - connected
-    return tls_sock, timings
+    return _addresses(tls_sock, timings, origin), timings
+
+
+def _addresses(sock: socket.socket, timings: DialInfo, origin: Origin) -> socket.socket:
+    # A server that resets right after the handshake (a refused client certificate under
+    # TLS 1.3) makes getpeername fail: that is a failed connect, and the socket is ours to close.
+    try:
+        timings.local_address = _address(sock.getsockname())
+        timings.remote_address = _address(sock.getpeername())
+    except OSError as exc:
+        sock.close()
+        raise ConnectError(f"{origin} closed the connection during set-up: {exc}") from None
+    return sock
+
+
+def _address(raw: object) -> tuple[str, int]:
+    if isinstance(raw, tuple) and len(raw) >= 2:
+        return (str(raw[0]), int(raw[1]))
+    return (str(raw), 0)
 
 
 def _connect_any(origin: Origin, infos: list[Any], timeout: float | None) -> socket.socket:

@@ -16,7 +16,7 @@ import certifi
 
 __all__ = ["TLSConfig", "VerifyTypes"]
 
-VerifyTypes = bool | str | ssl.SSLContext
+VerifyTypes = bool | str | os.PathLike[str] | ssl.SSLContext
 CertTypes = str | tuple[str, str] | None
 
 _ALPN_HTTP11 = ["http/1.1"]
@@ -54,11 +54,12 @@ class TLSConfig:
         elif self.verify is True:
             # Explicitly certifi: never the environment's CA variables.
             ctx.load_verify_locations(cafile=certifi.where())
-        elif isinstance(self.verify, str):
-            if os.path.isdir(self.verify):
-                ctx.load_verify_locations(capath=self.verify)
+        elif not isinstance(self.verify, ssl.SSLContext):
+            path = os.fspath(self.verify)
+            if os.path.isdir(path):
+                ctx.load_verify_locations(capath=path)
             else:
-                ctx.load_verify_locations(cafile=self.verify)
+                ctx.load_verify_locations(cafile=path)
         if self.cert is not None:
             certfile, keyfile = (self.cert, None) if isinstance(self.cert, str) else self.cert
             ctx.load_cert_chain(certfile, keyfile)
