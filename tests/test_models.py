@@ -381,3 +381,15 @@ def _isort_key(name: str) -> tuple[int, str]:
 
 def test_all_is_sorted() -> None:
     assert tether.__all__ == sorted(set(tether.__all__), key=_isort_key)
+
+
+def test_merged_headers_are_encoded_with_the_new_names() -> None:
+    base = Headers({"User-Agent": "tether", "Accept": "*/*"})
+    base.encode()  # a session's defaults are encoded once and then copied per request
+    merged = base.merged({"Connection": "close", "Accept": "text/plain"})
+    wire = merged.encode()
+    assert b"Connection: close\r\n" in wire
+    assert b"Accept: text/plain\r\n" in wire
+    assert b"*/*" not in wire
+    assert merged.framing() == (False, False, True)
+    assert base.encode() == b"User-Agent: tether\r\nAccept: */*\r\n"

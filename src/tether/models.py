@@ -260,6 +260,8 @@ class Headers(MutableMapping[str, str]):
 
     def copy(self) -> Headers:
         """An independent copy (it keeps the encoded form, which is the same)."""
+        if self._encoded is None:
+            self.encode()  # once here, rather than once per copy (a session's defaults)
         new = Headers()
         new._items = list(self._items)
         new._encoded = self._encoded
@@ -272,9 +274,10 @@ class Headers(MutableMapping[str, str]):
         if not other:
             return merged
         extra = other if isinstance(other, Headers) else Headers(other)
-        for key in {k for k, _, _ in extra._items}:
-            merged._items = [item for item in merged._items if item[0] != key]
+        replaced = {k for k, _, _ in extra._items}
+        merged._items = [item for item in merged._items if item[0] not in replaced]
         merged._items.extend(extra._items)
+        merged._encoded = merged._framing = None  # the copy's cached wire form is stale now
         return merged
 
     def encode(self) -> bytes:

@@ -255,10 +255,11 @@ class ConnectionPool(Closing):
                 return self._dial(t), 0.0
             dead = conn.check_idle()  # outside the lock: the connection is ours now
             if dead is None:
-                with self._lock:
-                    self._state.reused()
                 return conn, self._clock() - conn.idle_since
-            self._discard(conn, dead)
+            with self._lock:
+                reason = self._state.dead_on_checkout(conn, dead, self._clock())
+                self._freed.notify()
+            self._close_socket(conn, reason)
 
     def _dial(self, t: Timeout) -> HTTP11Connection:
         try:

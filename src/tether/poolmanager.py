@@ -49,6 +49,7 @@ class PoolManager(Closing):
         self._lock = threading.Lock()
         self._closed = False
         self._retired = PoolStats(0, 0, 0, 0, 0, 0, 0, {})
+        self._last: tuple[Origin, TLSConfig | None, ConnectionPool] | None = None
 
     def pool_for(self, origin: Origin, tls: TLSConfig | None = None) -> ConnectionPool:
         """The pool for ``origin`` (created if needed), most recently used from now on."""
@@ -56,12 +57,16 @@ class PoolManager(Closing):
             tls = None
         elif tls is None:
             tls = self._tls
+        last = self._last
+        if last is not None and last[0] is origin and last[1] is tls:
+            return last[2]  # the same origin as the previous request: no lookup, no reordering
         key: PoolKey = (origin, tls, None)
         evicted: ConnectionPool | None = None
         with self._lock:
             pool = self._pools.get(key)
             if pool is not None:
                 self._pools.move_to_end(key)
+                self._last = (origin, tls, pool)
                 return pool
             if self._closed:
                 raise PoolClosed("the pool manager is closed")
@@ -76,6 +81,7 @@ class PoolManager(Closing):
             self._pools[key] = pool
             if len(self._pools) > self.num_pools:
                 _, evicted = self._pools.popitem(last=False)
+            self._last = (origin, tls, pool)
         if evicted is not None:
             evicted.close()  # its busy connections close when their responses end
             with self._lock:

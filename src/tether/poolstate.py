@@ -121,16 +121,19 @@ class PoolState(Generic[C]):
                 doomed.append((conn, self._count_close(conn.expiry_reason)))
                 continue
             self.in_use.add(conn)
+            self.requests += 1  # taken back by dead_on_checkout if the liveness check fails
+            self.reuses += 1
             return Action.REUSE, conn
         if self.block and not fresh and self.open_count() >= self.maxsize:
             return Action.WAIT, None
         self.dialing += 1
         return Action.DIAL, None
 
-    def reused(self) -> None:
-        """The connection from REUSE passed its liveness check and carries the request."""
-        self.requests += 1
-        self.reuses += 1
+    def dead_on_checkout(self, conn: C, reason: CloseReason, now: float) -> CloseReason:
+        """The connection from REUSE failed its liveness check: it carries nothing."""
+        self.requests -= 1
+        self.reuses -= 1
+        return self.discard(conn, reason, now)
 
     def dialed(self, conn: C) -> None:
         """A DIAL succeeded: the new connection carries the request."""
