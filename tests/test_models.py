@@ -304,12 +304,22 @@ def test_request_validates_method_url_and_headers() -> None:
         Request("GET", "http://h/", headers={"X": "a\r\nb"})
 
 
-def test_request_normalises_method_and_keeps_headers_object() -> None:
+def test_request_normalises_method_and_owns_its_headers() -> None:
     headers = Headers({"A": "1"})
     request = Request("post", URL("http://h/x"), headers=headers)
     assert request.method == "POST"
-    assert request.headers is headers
+    assert request.headers == headers
+    request.headers["B"] = "2"  # a request's headers are its own: the caller's stay as they were
+    assert "B" not in headers
+    assert request.wire_headers() is request.headers
     assert str(request.url) == "http://h/x"
+
+
+def test_request_body_types() -> None:
+    assert Request("POST", "http://h/", body="é").body == "é".encode()
+    assert Request("POST", "http://h/", body=bytearray(b"ab")).body == b"ab"
+    with pytest.raises(TypeError, match="dict"):
+        Request("POST", "http://h/", body={"a": 1})  # type: ignore[arg-type]
 
 
 # -- method and target -----------------------------------------------------------------------------

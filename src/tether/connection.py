@@ -194,8 +194,12 @@ class HTTP11Connection:
         self.wrote_any = False
         self.response_started = False
         self.reusable = False
-        reader = self._reader = ResponseReader(head_request=request.method == "HEAD")
-        headers = request.headers
+        reader = self._reader
+        if reader is None:
+            reader = self._reader = ResponseReader(head_request=request.method == "HEAD")
+        else:
+            reader.restart(head_request=request.method == "HEAD")
+        headers = request.wire_headers()
         block = headers.encode()
         has_host, has_length, wants_close = headers.framing()
         url = request.url

@@ -197,6 +197,24 @@ class ResponseReader:
         self.bytes_received = 0
         self.body_received = 0
 
+    def restart(self, *, head_request: bool = False) -> None:
+        """Get ready for the next response on the same connection.
+
+        llhttp's state is kept when the last response ended cleanly (it is then at the start
+        of the next message); after a HEAD response, an error or stray bytes it is replaced.
+        """
+        if not (self.complete and self.reusable) or self._is_head:
+            self._parser = httptools.HttpResponseParser(self)
+        self._is_head = head_request
+        self._current = b""
+        self._block_start = 0
+        self._body = []
+        self.head = None
+        self.complete = False
+        self.reusable = True
+        self.bytes_received = 0
+        self.body_received = 0
+
     # -- input -------------------------------------------------------------------------------
 
     def feed(self, data: bytes) -> None:

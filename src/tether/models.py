@@ -362,7 +362,7 @@ IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "TRACE", "PUT", "DELET
 class Request:
     """One HTTP request, validated: what a pool sends. Build it with a Session or a pool."""
 
-    __slots__ = ("body", "headers", "method", "url")
+    __slots__ = ("_headers", "_shared", "body", "method", "url")
 
     def __init__(
         self,
@@ -370,12 +370,39 @@ class Request:
         url: URL | str,
         *,
         headers: HeaderInput = None,
-        body: bytes | Iterable[bytes] | None = None,
+        body: bytes | str | Iterable[bytes] | None = None,
     ) -> None:
         self.method = check_method(method)
         self.url = parse_url(url)
-        self.headers = headers if isinstance(headers, Headers) else Headers(headers)
-        self.body = body
+        # A Headers object passed in (a session's defaults, say) is shared until someone asks
+        # for ``request.headers``, which then gets a copy of its own: no copy per request.
+        self._shared = isinstance(headers, Headers)
+        self._headers = headers if isinstance(headers, Headers) else Headers(headers)
+        if body is None or isinstance(body, bytes):
+            self.body: bytes | Iterable[bytes] | None = body
+        elif isinstance(body, str):
+            self.body = body.encode("utf-8")
+        elif isinstance(body, (bytearray, memoryview)):
+            self.body = bytes(body)
+        elif isinstance(body, Mapping) or not isinstance(body, Iterable):
+            raise TypeError(
+                f"request body must be bytes, str or an iterable of bytes, not "
+                f"{type(body).__name__} (form fields and JSON have their own arguments)"
+            )
+        else:
+            self.body = body
+
+    @property
+    def headers(self) -> Headers:
+        """This request's headers (its own copy: changing them changes nothing else)."""
+        if self._shared:
+            self._headers = self._headers.copy()
+            self._shared = False
+        return self._headers
+
+    def wire_headers(self) -> Headers:
+        """The headers as they will be sent, without copying (for the connection; read-only)."""
+        return self._headers
 
     @property
     def replayable(self) -> bool:
@@ -386,8 +413,9 @@ class Request:
         """
         if self.body is not None and not isinstance(self.body, bytes):
             return False
+        headers = self._headers
         return self.method in IDEMPOTENT_METHODS or (
-            "idempotency-key" in self.headers or "x-idempotency-key" in self.headers
+            "idempotency-key" in headers or "x-idempotency-key" in headers
         )
 
     def __repr__(self) -> str:

@@ -168,7 +168,7 @@ class ConnectionPool(Closing):
             else:
                 url = url.with_query(fields)
         content, content_type = encode_body(body, form, json)
-        merged = self.headers.merged(headers)
+        merged = self.headers.merged(headers) if headers else self.headers
         if content_type is not None and "content-type" not in merged:
             merged = merged.merged({"Content-Type": content_type})
         return self.send(Request(method, url, headers=merged, body=content), timeout, stream)

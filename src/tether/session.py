@@ -100,7 +100,7 @@ class Session(Closing):
         parsed = parse_url(url)
         if params:
             parsed = parsed.with_query(params)
-        merged = self.headers.merged(headers)
+        merged = self.headers.merged(headers) if headers else self.headers
         content: bytes | Iterable[bytes] | None = None
         if data is not None or json is not None:
             if _is_form(data):
