@@ -258,7 +258,7 @@ class ConnectionPool(Closing):
                 return conn, self._clock() - conn.idle_since
             with self._lock:
                 reason = self._state.dead_on_checkout(conn, dead, self._clock())
-                self._freed.notify()
+                self._wake_one()
             self._close_socket(conn, reason)
 
     def _dial(self, t: Timeout) -> HTTP11Connection:
@@ -269,7 +269,7 @@ class ConnectionPool(Closing):
         except BaseException:
             with self._lock:
                 self._state.dial_failed()
-                self._freed.notify()
+                self._wake_one()
             raise
         with self._lock:
             self._state.dialed(conn)
@@ -285,7 +285,7 @@ class ConnectionPool(Closing):
             if to_close is not conn and self._watch and not conn.watched:
                 conn.watched = True  # kept: have its hang-up reported from now on
                 watcher.watch(conn, self._watch_callback)
-            self._freed.notify()
+            self._wake_one()
         if to_close is not None and reason is not None:
             self._close_socket(to_close, reason)
 
@@ -293,7 +293,7 @@ class ConnectionPool(Closing):
         """Close a checked-out connection that must not be reused."""
         with self._lock:
             reason = self._state.discard(conn, reason, self._clock())
-            self._freed.notify()
+            self._wake_one()
         self._close_socket(conn, reason)
 
     def _on_peer_closed(self, conn: Any) -> None:
@@ -313,9 +313,14 @@ class ConnectionPool(Closing):
             return
         with self._lock:
             kept = self._state.restore(conn)
-            self._freed.notify()
+            self._wake_one()
         if not kept:
             self._close_socket(conn, CloseReason.POOL_CLOSED)
+
+    def _wake_one(self) -> None:
+        # Only a blocking pool has waiters; Condition.notify costs a lock probe even with none.
+        if self._state.block:
+            self._freed.notify()
 
     def _close_socket(self, conn: HTTP11Connection, reason: CloseReason) -> None:
         if conn.watched:
