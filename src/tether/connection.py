@@ -131,6 +131,9 @@ class HTTP11Connection:
         # per request. TLS sockets keep Python's timeouts: OpenSSL retries a blocking read
         # that the kernel timed out, so a kernel timeout would never surface there.
         self._kernel_timeouts = not isinstance(sock, ssl.SSLSocket)
+        # A TLS read returns at most one record (16 KiB); asking OpenSSL for more only makes
+        # it size buffers for what never comes.
+        self._recv_size = _RECV_SIZE if self._kernel_timeouts else 16 * 1024
         self._timeouts: dict[int, float | None] = {}
         if self._kernel_timeouts:
             sock.settimeout(None)
@@ -329,7 +332,7 @@ class HTTP11Connection:
 
     def _receive(self, reader: ResponseReader, request: Request, timeout: Timeout) -> None:
         try:
-            data = self._sock.recv(_RECV_SIZE)
+            data = self._sock.recv(self._recv_size)
         except (TimeoutError, BlockingIOError):  # BlockingIOError: a kernel timeout
             raise ReadTimeout(
                 f"no response bytes from {self.origin} within {timeout.read}s",
