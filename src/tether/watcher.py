@@ -40,11 +40,13 @@ class IdleWatcher:
 
     Owners call ``watch`` once per connection and ``forget`` before closing it. The table is a
     dict whose single operations are atomic and the epoll set is the kernel's, so no lock of
-    ours is needed. Callbacks are held weakly: a pool dropped without close() is not kept alive.
+    ours is needed.
     """
 
     def __init__(self) -> None:
-        self._entries: dict[int, tuple[Watched, Callback]] = {}
+        # Connections and callbacks are held weakly: a pool dropped without close() leaves
+        # nothing alive here (its sockets are then closed by the garbage collector).
+        self._entries: dict[int, tuple[weakref.ref[Watched], Callback]] = {}
         self._epoll: select.epoll | None = None
         self._start_lock = threading.Lock()
 
@@ -56,7 +58,7 @@ class IdleWatcher:
         """Report the peer's close of ``conn`` to ``callback(conn)`` (once)."""
         epoll = self._epoll or self._start()
         fd = conn.fd
-        self._entries[fd] = (conn, callback)
+        self._entries[fd] = (weakref.ref(conn), callback)
         try:
             epoll.register(fd, _EVENTS)
         except FileExistsError:
@@ -66,7 +68,7 @@ class IdleWatcher:
         """``conn`` is about to be closed (closing its socket leaves the epoll set by itself)."""
         fd = conn.fd
         entry = self._entries.pop(fd, None)
-        if entry is not None and entry[0] is not conn:
+        if entry is not None and entry[0]() not in (conn, None):
             self._entries[fd] = entry  # the number was reused by a newer connection
 
     def watching(self) -> int:
@@ -94,10 +96,11 @@ class IdleWatcher:
                 entry = self._entries.get(fd)
                 if entry is None:
                     continue
-                conn, method = entry
-                callback = method()
-                if callback is not None:
-                    callback(conn)
+                conn, callback = entry[0](), entry[1]()
+                if conn is None or callback is None:
+                    self._entries.pop(fd, None)  # its pool is gone
+                    continue
+                callback(conn)
 
     def _after_fork(self) -> None:
         # The child shares the parent's epoll; give it its own, started on first use.
