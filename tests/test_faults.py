@@ -699,3 +699,66 @@ def test_iter_bytes_of_a_read_body_replays_it(pool: ConnectionPool) -> None:
     assert r.read() == pattern_bytes(2500)
     assert [len(p) for p in r.iter_bytes(1000)] == [1000, 1000, 500]
     assert r.content == pattern_bytes(2500)
+
+
+# -- framing headers given by the caller, failures that must stay failures -------------------
+
+
+@pytest.mark.parametrize(
+    ("body", "headers"),
+    [
+        (b"hello", {"Transfer-Encoding": "chunked"}),
+        (b"hello", {"Content-Length": "4"}),
+        (None, {"Transfer-Encoding": "chunked"}),
+        (iter([b"a"]), {"Transfer-Encoding": "gzip"}),
+        (iter([b"a"]), {"Content-Length": "1", "Transfer-Encoding": "chunked"}),
+    ],
+)
+def test_framing_headers_that_contradict_the_body_are_refused_before_sending(
+    test_server: TestServer, pool: ConnectionPool, body: object, headers: dict[str, str]
+) -> None:
+    with pytest.raises(tether.InvalidHeader):
+        pool.request("POST", "/echo", body=body, headers=headers)  # type: ignore[arg-type]
+    assert test_server.connections_accepted == 0
+
+
+def test_iterable_body_with_declared_length_is_sent_as_is(
+    test_server: TestServer, pool: ConnectionPool
+) -> None:
+    r = pool.request("POST", "/echo", body=iter([b"hel", b"lo"]), headers={"Content-Length": "5"})
+    assert r.json()["body"] == "hello"
+    with pytest.raises(tether.WriteError, match="produced 5 bytes, its Content-Length says 9"):
+        pool.request("POST", "/echo", body=iter([b"hel", b"lo"]), headers={"Content-Length": "9"})
+    test_server.errors.clear()  # the server saw a body cut short: that is the point
+    assert pool.request("GET", "/echo").status == 200
+
+
+def test_a_stream_that_failed_never_reads_as_complete(
+    test_server: TestServer, pool: ConnectionPool
+) -> None:
+    r = pool.request("GET", "/slow-body/2", stream=True, timeout=0.2)
+    with pytest.raises(tether.ReadTimeout):
+        r.read()
+    with pytest.raises(tether.StreamClosed):
+        r.read()
+    r.close()
+    assert pool.stats().in_use == 0
+
+
+def test_bad_verify_path_is_a_tls_error_naming_it(test_server: TestServer) -> None:
+    with (
+        tether.Session(verify="/nonexistent/ca.pem") as s,
+        pytest.raises(tether.TLSError, match="nonexistent"),
+    ):
+        s.get(f"https://127.0.0.1:{test_server.port}/")
+    assert test_server.connections_accepted == 0
+
+
+def test_manager_stats_after_eviction_hold_no_phantom_connections() -> None:
+    with TestServer() as a, TestServer() as b, tether.PoolManager(num_pools=1) as manager:
+        manager.request("GET", f"{a.url}/echo")
+        manager.request("GET", f"{b.url}/echo")  # evicts a's pool
+        stats = manager.stats()
+        assert stats.open == 1
+        assert stats.connections_opened == 2
+        assert stats.closes.get("POOL_CLOSED") == 1

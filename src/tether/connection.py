@@ -220,7 +220,7 @@ class HTTP11Connection:
         try:
             self._write(data)
             if body is not None and not isinstance(body, bytes):
-                self._write_chunked(body)
+                self._write_stream(body, request.declared_length)
         except (TimeoutError, BlockingIOError):  # BlockingIOError: a kernel timeout
             raise WriteTimeout(
                 f"writing the request to {self.origin} timed out after {timeout.write}s",
@@ -235,9 +235,10 @@ class HTTP11Connection:
             ) from None
         sent_at = self._clock()
         self._set_timeout(socket.SO_RCVTIMEO, timeout.read)
+        self._receive(reader, request, timeout)
+        self.ttfb = self._clock() - sent_at  # to the first bytes of the response
         while reader.head is None:
             self._receive(reader, request, timeout)
-        self.ttfb = self._clock() - sent_at
         if self.ttfb < self.rtt:
             self.rtt = self.ttfb  # the fastest exchange seen: least server think time in it
         head = reader.head
@@ -324,11 +325,25 @@ class HTTP11Connection:
         if data:
             self._sock.sendall(data)
 
-    def _write_chunked(self, body: Iterable[bytes]) -> None:
+    def _write_stream(self, body: Iterable[bytes], declared: int | None) -> None:
+        """Send an iterable body: chunked, or as is when the caller declared its length."""
+        if declared is None:
+            for piece in body:
+                if piece:
+                    self._sock.sendall(encode_chunk(piece))
+            self._sock.sendall(encode_chunk(b""))
+            return
+        sent = 0
         for piece in body:
-            if piece:
-                self._sock.sendall(encode_chunk(piece))
-        self._sock.sendall(encode_chunk(b""))
+            sent += len(piece)
+            if sent > declared:
+                break
+            self._sock.sendall(piece)
+        if sent != declared:
+            raise BrokenPipeError(
+                f"the request body's iterator produced {'more than ' if sent > declared else ''}"
+                f"{sent} bytes, its Content-Length says {declared}; the connection is closed"
+            )
 
     def _receive(self, reader: ResponseReader, request: Request, timeout: Timeout) -> None:
         try:

@@ -362,7 +362,7 @@ IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "TRACE", "PUT", "DELET
 class Request:
     """One HTTP request, validated: what a pool sends. Build it with a Session or a pool."""
 
-    __slots__ = ("_headers", "_shared", "body", "method", "url")
+    __slots__ = ("_headers", "_shared", "body", "declared_length", "method", "url")
 
     def __init__(
         self,
@@ -391,6 +391,34 @@ class Request:
             )
         else:
             self.body = body
+        # The body's framing is tether's; headers that would contradict it are refused here,
+        # before anything is sent (a mismatch would make the server read a second request).
+        self.declared_length: int | None = None
+        if self._headers.framing()[1]:
+            self._check_framing()
+
+    def _check_framing(self) -> None:
+        headers, body = self._headers, self.body
+        length = headers.get("content-length")
+        coding = headers.get("transfer-encoding")
+        if length is not None and coding is not None:
+            raise InvalidHeader("both Content-Length and Transfer-Encoding were given")
+        if coding is not None:
+            if body is None or isinstance(body, bytes) or coding.strip().lower() != "chunked":
+                raise InvalidHeader(
+                    f"Transfer-Encoding {coding!r} is only accepted as 'chunked' with an "
+                    f"iterable body; tether frames bytes bodies with Content-Length itself"
+                )
+            return
+        assert length is not None
+        if not length.strip().isdigit():
+            raise InvalidHeader(f"invalid Content-Length {length!r}")
+        declared = int(length)
+        size = 0 if body is None else len(body) if isinstance(body, bytes) else None
+        if size is not None and size != declared:
+            raise InvalidHeader(f"Content-Length {declared} does not match a {size}-byte body")
+        if size is None:
+            self.declared_length = declared  # an iterable body sent as is, counted
 
     @property
     def headers(self) -> Headers:

@@ -28,6 +28,7 @@ from .exceptions import (
     PoolTimeout,
     RemoteProtocolError,
     RequestError,
+    StreamClosed,
     TimeoutException,
     TransportError,
 )
@@ -101,6 +102,7 @@ class ConnectionPool(Closing):
         self._lock = threading.Lock()
         self._freed = threading.Condition(self._lock)
         self._urls: dict[str, URL] = {}  # request() targets already parsed
+        self._orphans: list[HTTP11Connection] = []  # closed by a finalizer, not yet counted
         self._watch_callback: Callback = weakref.WeakMethod(self._on_peer_closed)
 
     # -- settings and counters ----------------------------------------------------------------
@@ -135,6 +137,7 @@ class ConnectionPool(Closing):
     def stats(self) -> PoolStats:
         """A snapshot of the counters."""
         with self._lock:
+            self._settle_orphans()
             return self._state.stats()
 
     # -- requests -----------------------------------------------------------------------------
@@ -180,11 +183,15 @@ class ConnectionPool(Closing):
         t = self.timeout if timeout is None else Timeout.of(timeout)
         started = self._clock()
         retries = 0
+        failed: TransportError | None = None  # the first attempt's error, when retrying
         while True:
             try:
                 conn, idle_time = self._checkout(t, fresh=retries > 0)
-            except RequestError as exc:  # dial or pool wait failed: nothing was sent
+            except RequestError as exc:  # dial or pool wait failed: this attempt sent nothing
                 exc.request = request
+                if failed is not None:  # but the first attempt may have reached the server
+                    exc.may_have_reached_server |= failed.may_have_reached_server
+                    raise exc from failed
                 raise
             try:
                 head = conn.send_request(request, t)
@@ -194,6 +201,7 @@ class ConnectionPool(Closing):
                 if retries or not self._may_retry(conn, request, exc):
                     raise
                 retries += 1
+                failed = exc
             except BaseException:
                 self._discard(conn, CloseReason.ABANDONED)
                 raise
@@ -231,21 +239,24 @@ class ConnectionPool(Closing):
         deadline: float | None = None
         while True:
             doomed: list[tuple[HTTP11Connection, CloseReason]] = []
-            with self._lock:
-                while True:
-                    if self._state.closed:
-                        raise PoolClosed(f"the pool for {self.origin} is closed")
-                    now = self._clock()
-                    action, conn = self._state.checkout(now, fresh, doomed)
-                    if action is not Action.WAIT:
-                        break
-                    if t.pool is not None and deadline is None:
-                        deadline = now + t.pool
-                    if deadline is not None and now >= deadline:
-                        break
-                    self._freed.wait(None if deadline is None else deadline - now)
-            for old, reason in doomed:
-                self._close_socket(old, reason)
+            try:
+                with self._lock:
+                    self._settle_orphans()
+                    while True:
+                        if self._state.closed:
+                            raise PoolClosed(f"the pool for {self.origin} is closed")
+                        now = self._clock()
+                        action, conn = self._state.checkout(now, fresh, doomed)
+                        if action is not Action.WAIT:
+                            break
+                        if t.pool is not None and deadline is None:
+                            deadline = now + t.pool
+                        if deadline is not None and now >= deadline:
+                            break
+                        self._freed.wait(None if deadline is None else deadline - now)
+            finally:  # retired on the way, whatever happened next
+                for old, reason in doomed:
+                    self._close_socket(old, reason)
             if action is Action.WAIT:
                 raise PoolTimeout(
                     f"no connection to {self.origin} became free within {t.pool}s "
@@ -253,7 +264,11 @@ class ConnectionPool(Closing):
                 )
             if conn is None:
                 return self._dial(t), 0.0
-            dead = conn.check_idle()  # outside the lock: the connection is ours now
+            try:
+                dead = conn.check_idle()  # outside the lock: the connection is ours now
+            except BaseException:
+                self._discard(conn, CloseReason.ABANDONED)
+                raise
             if dead is None:
                 return conn, self._clock() - conn.idle_since
             with self._lock:
@@ -265,7 +280,11 @@ class ConnectionPool(Closing):
         try:
             ctx = self._tls.context() if self._tls is not None else None
             sock, timings = connect(self.origin, t.connect, ctx)
-            conn = HTTP11Connection(self.origin, sock, timings, self._clock)
+            try:
+                conn = HTTP11Connection(self.origin, sock, timings, self._clock)
+            except BaseException:
+                sock.close()
+                raise
         except BaseException:
             with self._lock:
                 self._state.dial_failed()
@@ -282,12 +301,17 @@ class ConnectionPool(Closing):
             conn.peer_closed = conn.reusable and conn.check_idle() is not None
         with self._lock:
             to_close, reason = self._state.release(conn, self._clock())
-            if to_close is not conn and self._watch and not conn.watched:
+            kept = to_close is not conn
+            if kept and self._watch and not conn.watched:
                 conn.watched = True  # kept: have its hang-up reported from now on
                 watcher.watch(conn, self._watch_callback)
             self._wake_one()
         if to_close is not None and reason is not None:
             self._close_socket(to_close, reason)
+        if kept and conn.hangup_seen:
+            # Reported in the moment between the check above and the lock: check it now,
+            # as the one-shot report is spent.
+            self._on_peer_closed(conn)
 
     def _discard(self, conn: HTTP11Connection, reason: CloseReason) -> None:
         """Close a checked-out connection that must not be reused."""
@@ -316,6 +340,13 @@ class ConnectionPool(Closing):
             self._wake_one()
         if not kept:
             self._close_socket(conn, CloseReason.POOL_CLOSED)
+
+    def _settle_orphans(self) -> None:
+        # Under the lock: count the connections finalizers closed (list.pop is atomic).
+        while self._orphans:
+            conn = self._orphans.pop()
+            self._state.discard(conn, CloseReason.BODY_NOT_CONSUMED, self._clock())
+            self._wake_one()
 
     def _wake_one(self) -> None:
         # Only a blocking pool has waiters; Condition.notify costs a lock probe even with none.
@@ -356,12 +387,13 @@ def _reason_for(exc: TransportError) -> CloseReason:
 class _PooledBody:
     """A streamed response's hold on its connection; gives it back at the end or on close."""
 
-    __slots__ = ("_conn", "_pool", "_request", "_timeout")
+    __slots__ = ("_conn", "_failed", "_pool", "_request", "_timeout")
 
     def __init__(
         self, pool: ConnectionPool, conn: HTTP11Connection, request: Request, timeout: Timeout
     ) -> None:
         self._pool: ConnectionPool | None = pool
+        self._failed: BaseException | None = None
         self._conn = conn
         self._request = request
         self._timeout = timeout
@@ -369,11 +401,14 @@ class _PooledBody:
     def read_chunk(self) -> bytes:
         pool = self._pool
         if pool is None:
+            if self._failed is not None:  # never let a failed body look complete
+                raise StreamClosed(f"the response body failed earlier: {self._failed}")
             return b""
         try:
             data = self._conn.read_body(self._request, self._timeout)
         except BaseException as exc:
             self._pool = None
+            self._failed = exc
             reason = _reason_for(exc) if isinstance(exc, TransportError) else CloseReason.ABANDONED
             pool._discard(self._conn, reason)
             raise
@@ -413,8 +448,11 @@ class _PooledBody:
         return False
 
     def __del__(self) -> None:
-        # A streamed response dropped without close(): don't leak its socket.
+        # A streamed response dropped without close(): don't leak its socket. The garbage
+        # collector may run this on a thread that holds the pool's lock, so the socket is
+        # closed here and the bookkeeping left for the pool's next checkout.
         pool = self._pool
         if pool is not None:
             self._pool = None
-            pool._discard(self._conn, CloseReason.BODY_NOT_CONSUMED)
+            pool._close_socket(self._conn, CloseReason.BODY_NOT_CONSUMED)
+            pool._orphans.append(self._conn)

@@ -81,11 +81,23 @@ class PoolManager(Closing):
             self._pools[key] = pool
             if len(self._pools) > self.num_pools:
                 _, evicted = self._pools.popitem(last=False)
+                self._last = None
             self._last = (origin, tls, pool)
         if evicted is not None:
             evicted.close()  # its busy connections close when their responses end
+            gone = evicted.stats()  # keep what it did, not what it held when evicted
+            gone = PoolStats(
+                0,
+                0,
+                0,
+                gone.connections_opened,
+                gone.requests,
+                gone.reuses,
+                gone.retries,
+                gone.closes,
+            )
             with self._lock:
-                self._retired = self._retired + evicted.stats()
+                self._retired = self._retired + gone
         return pool
 
     def request(
@@ -112,7 +124,13 @@ class PoolManager(Closing):
         tls: TLSConfig | None = None,
     ) -> Any:
         """Send a built request through the pool for its origin."""
-        return self.pool_for(request.url.origin, tls).send(request, timeout, stream)
+        try:
+            return self.pool_for(request.url.origin, tls).send(request, timeout, stream)
+        except PoolClosed:
+            if self._closed:
+                raise
+            # Another thread evicted that pool between lookup and send (nothing was sent).
+            return self.pool_for(request.url.origin, tls).send(request, timeout, stream)
 
     def pools(self) -> list[ConnectionPool]:
         """The live pools, least recently used first."""

@@ -11,7 +11,7 @@ How a checkout decides (`checkout`):
    of the stack). If its lifecycle deadline has passed (the server's Keep-Alive timeout or max
    is near, our idle timeout, lifetime or request limit), retire it and take the next one.
 2. The caller then checks, outside its lock, that the socket is still quiet (a readable idle
-   socket means the server closed it) and reports a dead one with `discard`.
+   socket means the server closed it) and reports a dead one with `dead_on_checkout`.
 3. With no idle connection left, dial, unless ``block`` is set and ``maxsize`` connections
    exist: then the caller waits for a release and asks again.
 
@@ -124,8 +124,12 @@ class PoolState(Generic[C]):
             self.requests += 1  # taken back by dead_on_checkout if the liveness check fails
             self.reuses += 1
             return Action.REUSE, conn
-        if self.block and not fresh and self.open_count() >= self.maxsize:
-            return Action.WAIT, None
+        if self.block and self.open_count() >= self.maxsize:
+            if not (fresh and idle):
+                return Action.WAIT, None
+            # A retry needs a new connection but the pool is full: retire an idle one.
+            oldest = idle.pop(0)
+            doomed.append((oldest, self._count_close(CloseReason.POOL_FULL)))
         self.dialing += 1
         return Action.DIAL, None
 
@@ -191,6 +195,7 @@ class PoolState(Generic[C]):
         if conn not in self.idle:
             conn.hangup_seen = True
             return False
+        conn.hangup_seen = False
         self.idle.remove(conn)
         self.in_use.add(conn)
         return True

@@ -110,7 +110,8 @@ def idle_socket_state(sock: socket.socket, poller: select.poll) -> str:
     An idle HTTP/1.1 connection has nothing to say: if its socket is readable, the server has
     closed it (EOF or reset) or sent bytes nobody asked for; either way it cannot be reused.
     For TLS, readable may also mean a TLS record with no application data (a session ticket),
-    so we read to find out. One poll(0) call: no blocking, no exception on the common path.
+    so we read to find out. The connection polls first and calls this only when the socket
+    is readable.
     """
     if not poller.poll(0):
         return "ok"

@@ -14,6 +14,8 @@ from dataclasses import dataclass
 
 import certifi
 
+from .exceptions import TLSError
+
 __all__ = ["TLSConfig", "VerifyTypes"]
 
 VerifyTypes = bool | str | os.PathLike[str] | ssl.SSLContext
@@ -41,8 +43,15 @@ class TLSConfig:
             return self.verify
         with _lock:
             ctx = _contexts.get(self)
-            if ctx is None:
-                ctx = _contexts[self] = self._build()
+        if ctx is None:
+            try:
+                ctx = self._build()  # outside the lock: loading a CA bundle takes milliseconds
+            except (OSError, ssl.SSLError, ValueError) as exc:
+                raise TLSError(
+                    f"cannot use the TLS settings verify={self.verify!r}, cert={self.cert!r}: {exc}"
+                ) from None
+            with _lock:
+                ctx = _contexts.setdefault(self, ctx)
         return ctx
 
     def _build(self) -> ssl.SSLContext:

@@ -71,10 +71,6 @@ class IdleWatcher:
         if entry is not None and entry[0]() not in (conn, None):
             self._entries[fd] = entry  # the number was reused by a newer connection
 
-    def watching(self) -> int:
-        """How many sockets are being watched."""
-        return len(self._entries)
-
     def _start(self) -> select.epoll:
         with self._start_lock:
             if self._epoll is None:
@@ -100,7 +96,10 @@ class IdleWatcher:
                 if conn is None or callback is None:
                     self._entries.pop(fd, None)  # its pool is gone
                     continue
-                callback(conn)
+                try:
+                    callback(conn)
+                except Exception:
+                    continue
 
     def _after_fork(self) -> None:
         # The child shares the parent's epoll; give it its own, started on first use.
