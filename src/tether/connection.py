@@ -149,7 +149,6 @@ class HTTP11Connection:
         self.watched = False  # registered with the idle watcher (by the pool)
         self.peer_closed = False  # the server closed it while it was busy (checked)
         self.hangup_seen = False  # the watcher reported a hang-up while it was busy
-        self.closed = False
         self.close_reason: CloseReason | None = None
         self.reusable = False
         self.wrote_any = False
@@ -260,9 +259,7 @@ class HTTP11Connection:
         assert reader is not None
         while not reader.complete:
             self._receive(reader, request, timeout)
-        head = reader.head
-        assert head is not None
-        self.reusable = head.keep_alive and reader.reusable
+        self._response_done(reader)
         return reader.take_body()
 
     def read_body(self, request: Request, timeout: Timeout) -> bytes:
@@ -276,10 +273,17 @@ class HTTP11Connection:
             self._receive(reader, request, timeout)
             data = reader.take_body()
         if reader.complete and not data:
-            head = reader.head
-            assert head is not None
-            self.reusable = head.keep_alive and reader.reusable
+            self._response_done(reader)
         return data
+
+    def _response_done(self, reader: ResponseReader) -> None:
+        head = reader.head
+        assert head is not None
+        self.reusable = head.keep_alive and reader.reusable
+
+    @property
+    def closed(self) -> bool:
+        return self.close_reason is not None
 
     def worth_draining(self, limit: int) -> bool:
         """Could the rest of an abandoned body be read cheaply so the connection is kept?"""
@@ -293,9 +297,8 @@ class HTTP11Connection:
 
     def close(self, reason: CloseReason) -> None:
         """Close the socket (exactly once) and remember why."""
-        if self.closed:
+        if self.close_reason is not None:
             return
-        self.closed = True
         self.close_reason = reason
         self.reusable = False
         self._sock.close()

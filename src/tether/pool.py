@@ -45,7 +45,7 @@ from .models import (
     check_target,
 )
 from .poolstate import Action, PoolState, PoolStats
-from .requestbody import FORM_METHODS, encode_body
+from .requestbody import FORM_METHODS, body_headers, encode_body
 from .response import Response
 from .sockets import connect
 from .tls import CertTypes, TLSConfig, VerifyTypes
@@ -171,9 +171,7 @@ class ConnectionPool(Closing):
             else:
                 url = url.with_query(fields)
         content, content_type = encode_body(body, form, json)
-        merged = self.headers.merged(headers) if headers else self.headers
-        if content_type is not None and "content-type" not in merged:
-            merged = merged.merged({"Content-Type": content_type})
+        merged = body_headers(self.headers, headers, content_type)
         return self.send(Request(method, url, headers=merged, body=content), timeout, stream)
 
     def send(

@@ -41,7 +41,7 @@ class PoolManager(Closing):
         **pool_kwargs: Any,
     ) -> None:
         self.num_pools = max(1, num_pools)
-        self._tls = TLSConfig(verify, cert)
+        self.tls = TLSConfig(verify, cert)  # the default for https origins
         self._pool_kwargs: dict[str, Any] = dict(
             maxsize=maxsize, block=block, timeout=timeout, headers=headers, **pool_kwargs
         )
@@ -56,7 +56,7 @@ class PoolManager(Closing):
         if origin.scheme != "https":
             tls = None
         elif tls is None:
-            tls = self._tls
+            tls = self.tls
         last = self._last
         if last is not None and last[0] is origin and last[1] is tls:
             return last[2]  # the same origin as the previous request: no lookup, no reordering

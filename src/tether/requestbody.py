@@ -7,7 +7,9 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 from urllib.parse import urlencode
 
-__all__ = ["FORM_METHODS", "encode_body"]
+from .models import HeaderInput, Headers
+
+__all__ = ["FORM_METHODS", "body_headers", "encode_body"]
 
 # Methods whose ``fields`` go into a form-encoded body rather than the query (urllib3's rule).
 FORM_METHODS = frozenset({"POST", "PUT", "PATCH"})
@@ -16,20 +18,27 @@ BodyTypes = bytes | str | Iterable[bytes] | None
 FormTypes = Mapping[str, Any] | Iterable[tuple[str, Any]] | None
 
 
+def body_headers(base: Headers, extra: HeaderInput, content_type: str | None) -> Headers:
+    """``base`` with the caller's ``extra`` headers, plus the body's Content-Type unless set.
+
+    Returns ``base`` itself when nothing is added (a Request shares it until asked).
+    """
+    merged = base.merged(extra) if extra else base
+    if content_type is not None and "content-type" not in merged:
+        merged = merged.merged({"Content-Type": content_type})
+    return merged
+
+
 def encode_body(
     content: BodyTypes = None, form: FormTypes = None, json: Any = None
-) -> tuple[bytes | Iterable[bytes] | None, str | None]:
+) -> tuple[BodyTypes, str | None]:
     """The body to send and the Content-Type it implies (None: leave Content-Type alone).
 
-    A str is sent as UTF-8; an iterable of bytes that is not bytes is sent chunked and cannot
-    be replayed; ``form`` is URL-encoded; ``json`` is serialised compactly.
+    ``content`` is passed through (``Request`` encodes a str as UTF-8 and sends an iterable of
+    bytes chunked); ``form`` is URL-encoded; ``json`` is serialised compactly.
     """
     if form is None and json is None:
-        if isinstance(content, str):
-            return content.encode("utf-8"), None
-        if isinstance(content, (bytearray, memoryview)):
-            return bytes(content), None
-        return content, None
+        return content, None  # Request turns str and bytearray into bytes
     if content is not None or (form is not None and json is not None):
         raise TypeError("pass only one of a body, form fields or json")
     if json is not None:

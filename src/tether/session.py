@@ -24,7 +24,7 @@ from .models import (
 )
 from .pool import PoolStats
 from .poolmanager import PoolManager
-from .requestbody import FormTypes, encode_body
+from .requestbody import BodyTypes, FormTypes, body_headers, encode_body
 from .response import Response
 from .tls import CertTypes, TLSConfig, VerifyTypes
 
@@ -64,13 +64,11 @@ class Session(Closing):
         self.headers = Headers({"User-Agent": USER_AGENT, "Accept": "*/*"})
         if headers:
             self.headers = self.headers.merged(headers)
-        self.timeout = Timeout.of(timeout)
-        self._tls = TLSConfig(verify, cert)
         self._manager = PoolManager(
             num_pools,
             maxsize=pool_maxsize,
             block=pool_block,
-            timeout=self.timeout,
+            timeout=timeout,
             verify=verify,
             cert=cert,
             limits=limits,
@@ -100,21 +98,21 @@ class Session(Closing):
         parsed = parse_url(url)
         if params:
             parsed = parsed.with_query(params)
-        merged = self.headers.merged(headers) if headers else self.headers
-        content: bytes | Iterable[bytes] | None = None
-        if data is not None or json is not None:
+        content: BodyTypes = None
+        ctype = None
+        if data is not None or json is not None:  # most requests have no body: skip the checks
             if _is_form(data):
                 content, ctype = encode_body(form=data, json=json)  # type: ignore[arg-type]
             else:
                 content, ctype = encode_body(data, json=json)  # type: ignore[arg-type]
-            if ctype is not None and "content-type" not in merged:
-                merged = merged.merged({"Content-Type": ctype})
+        merged = body_headers(self.headers, headers, ctype)
         req = Request(method, parsed, headers=merged, body=content)
         tls = None
         if verify is not None or cert is not None:
+            default = self._manager.tls
             tls = TLSConfig(
-                self._tls.verify if verify is None else verify,
-                self._tls.cert if cert is None else cert,
+                default.verify if verify is None else verify,
+                default.cert if cert is None else cert,
             )
         response: Response = self._manager.send(req, timeout, stream, tls)
         return response
