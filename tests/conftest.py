@@ -14,7 +14,7 @@ import pytest
 import trustme
 from servers.nginx import Nginx, find_nginx
 
-from tether.testserver import TestServer
+from tether.testing import TestServer
 
 
 def _nginx_binary() -> str:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 
-from tether.testserver import close_wait_count  # shipped: the demo uses it too
+from tether.testing import close_wait_count  # shipped: the demo uses it too
 
 __all__ = ["close_wait_count", "fd_count"]
 

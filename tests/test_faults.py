@@ -18,7 +18,7 @@ from helpers import fd_count
 
 import tether
 from tether import ConnectionPool, Timeout
-from tether.testserver import Exchange, TestServer, pattern_bytes
+from tether.testing import Exchange, TestServer, pattern_bytes
 
 
 def raw(data: bytes) -> str:

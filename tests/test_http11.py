@@ -8,7 +8,7 @@ import httptools
 import pytest
 
 from tether.exceptions import RemoteProtocolError
-from tether.http11 import (
+from tether.protocol.http11 import (
     MAX_HEADER_BYTES,
     MAX_HEADERS,
     ResponseReader,

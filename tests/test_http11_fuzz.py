@@ -10,7 +10,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tether.exceptions import RemoteProtocolError
-from tether.http11 import ResponseReader
+from tether.protocol.http11 import ResponseReader
 
 FUZZ = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 

@@ -18,7 +18,7 @@ from helpers import close_wait_count, fd_count
 
 import tether
 from tether import ConnectionPool, Limits, PoolManager, Timeout
-from tether.testserver import DelayProxy, Exchange, TestServer, pattern_bytes
+from tether.testing import DelayProxy, Exchange, TestServer, pattern_bytes
 
 
 @contextmanager

@@ -12,7 +12,7 @@ import pytest
 from helpers import close_wait_count, fd_count
 from servers.nginx import SMALL_BODY, Nginx
 
-from tether.testserver import DelayProxy, Exchange, TestServer, pattern_bytes
+from tether.testing import DelayProxy, Exchange, TestServer, pattern_bytes
 
 
 def get(sock: socket.socket, path: str = "/") -> None:

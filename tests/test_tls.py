@@ -22,7 +22,7 @@ from helpers import fd_count
 from servers.nginx import SMALL_BODY, Nginx
 
 import tether
-from tether.testserver import TestServer
+from tether.testing import TestServer
 
 CA_ENV_VARS = ("REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE", "SSL_CERT_FILE", "SSL_CERT_DIR")
 

@@ -5,12 +5,14 @@
     ...     r = s.get("http://127.0.0.1:8080/")
     ...     r.status, r.connection_info.reused
 
-The layers, bottom up: ``models`` and ``exceptions``; ``http11`` (sans-I/O protocol); ``sockets``
-and ``tls`` (I/O); ``lifecycle`` (every reuse rule); ``connection``, ``pool``, ``watcher`` and
-``poolmanager``; ``session`` on top.
+The layers, bottom up (each package's docstring says what it owns; imports point down only):
+``models``, ``exceptions``, ``response``; ``protocol`` (sans-I/O HTTP/1.1 and HTTP/2);
+``lifecycle`` (every reuse rule and the pool's decisions); ``io`` (sockets, TLS, the watcher);
+``sync`` (the threaded body: connections, pool, pool manager); ``client`` (Session);
+``cli`` and ``testing`` on top.
 """
 
-from .connection import ConnectionInfo
+from .client.session import Session, delete, get, head, options, patch, post, put, request
 from .exceptions import (
     ConnectError,
     ConnectTimeout,
@@ -35,13 +37,13 @@ from .exceptions import (
     WriteError,
     WriteTimeout,
 )
+from .io.tls import TLSConfig
 from .lifecycle import CloseReason, Limits
+from .lifecycle.poolstate import PoolStats
 from .models import URL, Headers, Origin, Request, Timeout
-from .pool import ConnectionPool, PoolStats
-from .poolmanager import PoolManager
-from .response import Response
-from .session import Session, delete, get, head, options, patch, post, put, request
-from .tls import TLSConfig
+from .response import ConnectionInfo, Response
+from .sync.pool import ConnectionPool
+from .sync.poolmanager import PoolManager
 
 __version__ = "0.1.0"
 

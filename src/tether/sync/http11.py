@@ -15,97 +15,22 @@ import ssl
 import struct
 from collections.abc import Callable, Iterable
 
-from .exceptions import (
+from ..exceptions import (
     ReadError,
     ReadTimeout,
     TransportError,
     WriteError,
     WriteTimeout,
 )
-from .http11 import ResponseHead, ResponseReader, encode_chunk, encode_request
-from .lifecycle import CloseReason, Limits, expiry
-from .models import Origin, Request, Timeout
-from .sockets import DialInfo, idle_socket_state
+from ..io.sockets import DialInfo, idle_socket_state
+from ..lifecycle.rules import CloseReason, Limits, expiry
+from ..models import Origin, Request, Timeout
+from ..protocol.http11 import ResponseHead, ResponseReader, encode_chunk, encode_request
 
-__all__ = ["ConnectionInfo", "HTTP11Connection"]
+__all__ = ["HTTP11Connection"]
 
 _RECV_SIZE = 65536
 _ids = itertools.count(1)
-
-
-class ConnectionInfo:
-    """Which connection carried a response, and what that connection had been through.
-
-    ``reused`` is True when the connection had carried an earlier request; ``request_number``
-    says which request this was on it (1, 2, ...); ``idle_time`` how long it had sat idle in
-    the pool before this request (0.0 for a new connection). ``dns_time``, ``connect_time`` and
-    ``tls_time`` are the set-up costs this request paid (0.0 on a reused connection),
-    ``ttfb`` the seconds from the end of writing the request to the first response byte.
-    ``retries`` counts how many times tether resent the request on a new connection because a
-    reused one turned out dead.
-    """
-
-    # Built on every response, so it copies five numbers and reads the rest from the connection.
-    __slots__ = ("_conn", "http_version", "idle_time", "request_number", "retries", "ttfb")
-
-    def __init__(
-        self, conn: HTTP11Connection, idle_time: float, retries: int, http_version: str
-    ) -> None:
-        self._conn = conn
-        self.request_number = conn.requests
-        self.idle_time = idle_time
-        self.ttfb = conn.ttfb
-        self.retries = retries
-        self.http_version = http_version
-
-    @property
-    def connection_id(self) -> int:
-        """A number unique to the connection within this process."""
-        return self._conn.id
-
-    @property
-    def reused(self) -> bool:
-        """Did this request ride a connection that had carried an earlier one?"""
-        return self.request_number > 1
-
-    @property
-    def local_address(self) -> tuple[str, int]:
-        return self._conn.local_address
-
-    @property
-    def remote_address(self) -> tuple[str, int]:
-        return self._conn.remote_address
-
-    @property
-    def tls_version(self) -> str | None:
-        return self._conn.tls[0]
-
-    @property
-    def tls_cipher(self) -> str | None:
-        return self._conn.tls[1]
-
-    @property
-    def alpn_protocol(self) -> str | None:
-        return self._conn.tls[2]
-
-    @property
-    def dns_time(self) -> float:
-        return self._conn.timings.dns if self.request_number == 1 else 0.0
-
-    @property
-    def connect_time(self) -> float:
-        return self._conn.timings.connect if self.request_number == 1 else 0.0
-
-    @property
-    def tls_time(self) -> float:
-        return self._conn.timings.tls if self.request_number == 1 else 0.0
-
-    def __repr__(self) -> str:
-        return (
-            f"<ConnectionInfo #{self.connection_id} request {self.request_number} "
-            f"reused={self.reused} idle={self.idle_time:.3f}s ttfb={self.ttfb * 1000:.1f}ms "
-            f"{self.remote_address[0]}:{self.remote_address[1]} retries={self.retries}>"
-        )
 
 
 class HTTP11Connection:

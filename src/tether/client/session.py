@@ -10,9 +10,10 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from .closing import Closing
-from .lifecycle import Limits
-from .models import (
+from ..closing import Closing
+from ..io.tls import CertTypes, TLSConfig, VerifyTypes
+from ..lifecycle.rules import Limits
+from ..models import (
     URL,
     HeaderInput,
     Headers,
@@ -22,11 +23,10 @@ from .models import (
     TimeoutTypes,
     parse_url,
 )
-from .pool import PoolStats
-from .poolmanager import PoolManager
-from .requestbody import BodyTypes, FormTypes, body_headers, encode_body
-from .response import Response
-from .tls import CertTypes, TLSConfig, VerifyTypes
+from ..requestbody import BodyTypes, FormTypes, body_headers, encode_body
+from ..response import Response
+from ..sync.pool import PoolStats
+from ..sync.poolmanager import PoolManager
 
 __all__ = ["Session", "delete", "get", "head", "options", "patch", "post", "put", "request"]
 

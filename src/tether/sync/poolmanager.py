@@ -7,12 +7,12 @@ from collections import OrderedDict
 from collections.abc import Iterable
 from typing import Any
 
-from .closing import Closing
-from .exceptions import PoolClosed
-from .models import HeaderInput, Origin, Request, Timeout, TimeoutTypes, parse_url
+from ..closing import Closing
+from ..exceptions import PoolClosed
+from ..io.tls import CertTypes, TLSConfig, VerifyTypes
+from ..models import HeaderInput, Origin, Request, Timeout, TimeoutTypes, parse_url
+from ..requestbody import FormTypes
 from .pool import ConnectionPool, PoolStats
-from .requestbody import FormTypes
-from .tls import CertTypes, TLSConfig, VerifyTypes
 
 __all__ = ["PoolKey", "PoolManager"]
 

@@ -27,7 +27,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Generic, Protocol, TypeVar
 
-from .lifecycle import CloseReason, IdleTimeoutLearner, Limits
+from .rules import CloseReason, IdleTimeoutLearner, Limits
 
 __all__ = ["Action", "PoolState", "PoolStats", "Pooled"]
 

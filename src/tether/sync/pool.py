@@ -20,9 +20,8 @@ import weakref
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
-from .closing import Closing
-from .connection import ConnectionInfo, HTTP11Connection
-from .exceptions import (
+from ..closing import Closing
+from ..exceptions import (
     NetworkError,
     PoolClosed,
     PoolTimeout,
@@ -32,8 +31,12 @@ from .exceptions import (
     TimeoutException,
     TransportError,
 )
-from .lifecycle import CloseReason, Limits, should_retry
-from .models import (
+from ..io.sockets import connect
+from ..io.tls import CertTypes, TLSConfig, VerifyTypes
+from ..io.watcher import Callback, watcher
+from ..lifecycle.poolstate import Action, PoolState, PoolStats
+from ..lifecycle.rules import CloseReason, Limits, should_retry
+from ..models import (
     DEFAULT_PORTS,
     URL,
     HeaderInput,
@@ -44,12 +47,9 @@ from .models import (
     TimeoutTypes,
     check_target,
 )
-from .poolstate import Action, PoolState, PoolStats
-from .requestbody import FORM_METHODS, body_headers, encode_body
-from .response import Response
-from .sockets import connect
-from .tls import CertTypes, TLSConfig, VerifyTypes
-from .watcher import Callback, watcher
+from ..requestbody import FORM_METHODS, body_headers, encode_body
+from ..response import ConnectionInfo, Response
+from .http11 import HTTP11Connection
 
 __all__ = ["ConnectionPool", "PoolStats"]
 

@@ -18,7 +18,7 @@ from collections.abc import Iterable
 
 import httptools
 
-from .exceptions import RemoteProtocolError
+from ..exceptions import RemoteProtocolError
 
 __all__ = ["ResponseHead", "ResponseReader", "encode_request", "parse_keep_alive"]
 

@@ -13,8 +13,8 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from .exceptions import ConnectError, ConnectTimeout, TLSError
-from .models import Origin
+from ..exceptions import ConnectError, ConnectTimeout, TLSError
+from ..models import Origin
 
 __all__ = ["DialInfo", "connect", "idle_socket_state"]
 

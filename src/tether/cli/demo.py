@@ -9,9 +9,9 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
-from .exceptions import RequestError
-from .pool import ConnectionPool
-from .testserver import DelayProxy, Exchange, TestServer, close_wait_count
+from ..exceptions import RequestError
+from ..sync.pool import ConnectionPool
+from ..testing.testserver import DelayProxy, Exchange, TestServer, close_wait_count
 
 __all__ = ["run_demo"]
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import certifi
 
-from .exceptions import TLSError
+from ..exceptions import TLSError
 
 __all__ = ["TLSConfig", "VerifyTypes"]
 

@@ -1,0 +1,1 @@
+"""User concerns above the pools: the Session and the one-shot functions."""

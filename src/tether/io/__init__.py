@@ -1,0 +1,1 @@
+"""The only code that touches sockets: dialing, TLS, readiness waits, the idle watcher."""

@@ -1,0 +1,9 @@
+"""The brain: every reuse rule and the pool's decisions, as pure objects. No I/O, no lock.
+
+``rules`` holds the lifecycle rules (expiry, retry verdicts, the learned idle timeout, close
+reasons); ``poolstate`` the pool's bookkeeping that the threaded and asyncio bodies drive.
+"""
+
+from .rules import CloseReason, IdleTimeoutLearner, Limits, expiry, should_retry
+
+__all__ = ["CloseReason", "IdleTimeoutLearner", "Limits", "expiry", "should_retry"]
