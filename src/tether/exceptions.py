@@ -19,12 +19,14 @@
     │   │   │   ├── ReadError
     │   │   │   └── WriteError
     │   │   └── RemoteProtocolError  the server sent something that is not valid HTTP
+    │   │       └── H2ProtocolError  an HTTP/2 connection error; carries the wire .error_code
     │   └── (every RequestError carries .request, .origin and .may_have_reached_server)
     ├── StreamError               a response body was used in a way it cannot be
     │   ├── StreamConsumed
     │   └── StreamClosed
     ├── HTTPStatusError           raised by Response.raise_for_status() for 4xx and 5xx
-    └── PoolClosed                the pool or session was closed before the request
+    ├── PoolClosed                the pool or session was closed before the request
+    └── LocalProtocolError        tether misused its HTTP/2 layer (a bug in tether, not the peer)
 
 ``may_have_reached_server`` is the fact that decides whether a request can be sent again: it is
 False only when tether knows that no byte of the request left this process, or that the server
@@ -35,7 +37,7 @@ request means the server may have processed it.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from .models import Origin, Request
@@ -44,10 +46,12 @@ if TYPE_CHECKING:
 __all__ = [
     "ConnectError",
     "ConnectTimeout",
+    "H2ProtocolError",
     "HTTPStatusError",
     "InvalidHeader",
     "InvalidRequest",
     "InvalidURL",
+    "LocalProtocolError",
     "NetworkError",
     "PoolClosed",
     "PoolTimeout",
@@ -163,7 +167,29 @@ class WriteError(NetworkError):
 
 
 class RemoteProtocolError(TransportError):
-    """The server violated HTTP/1.1: bad status line, bad framing, truncated body, garbage."""
+    """The server violated HTTP: bad status line, bad framing, truncated body, garbage."""
+
+
+class H2ProtocolError(RemoteProtocolError):
+    """The HTTP/2 peer broke the protocol badly enough that the whole connection is lost.
+
+    Attributes:
+        error_code: the HTTP/2 error code (RFC 9113 section 7) sent in our GOAWAY.
+        events: the events parsed from the same input before the error, still to be dispatched.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        error_code: int,
+        events: list[Any] | None = None,
+        request: Request | None = None,
+        may_have_reached_server: bool = True,
+    ) -> None:
+        super().__init__(message, request=request, may_have_reached_server=may_have_reached_server)
+        self.error_code = error_code
+        self.events: list[Any] = events if events is not None else []
 
 
 class StreamError(TetherError):
@@ -189,3 +215,11 @@ class HTTPStatusError(TetherError):
 
 class PoolClosed(TetherError):
     """The pool, manager or session was closed; it cannot send requests any more."""
+
+
+class LocalProtocolError(TetherError):
+    """tether asked its HTTP/2 layer for something the protocol forbids.
+
+    A new stream after GOAWAY or close, stream ids exhausted, data beyond the send window, data
+    on a stream that has ended or does not exist. Nothing was written for the refused call.
+    """
