@@ -18,8 +18,10 @@
     │   │   │   │   └── TLSError   handshake or certificate verification failed
     │   │   │   ├── ReadError
     │   │   │   └── WriteError
-    │   │   └── RemoteProtocolError  the server sent something that is not valid HTTP
-    │   │       └── H2ProtocolError  an HTTP/2 connection error; carries the wire .error_code
+    │   │   ├── RemoteProtocolError  the server sent something that is not valid HTTP
+    │   │   │   └── H2ProtocolError  an HTTP/2 connection error; carries the wire .error_code
+    │   │   └── StreamReset    HTTP/2: the server reset the stream (.error_code); the
+    │   │                      connection carries on for the other requests
     │   └── (every RequestError carries .request, .origin and .may_have_reached_server)
     ├── StreamError               a response body was used in a way it cannot be
     │   ├── StreamConsumed
@@ -62,6 +64,7 @@ __all__ = [
     "StreamClosed",
     "StreamConsumed",
     "StreamError",
+    "StreamReset",
     "TLSError",
     "TetherError",
     "TimeoutException",
@@ -190,6 +193,25 @@ class H2ProtocolError(RemoteProtocolError):
         super().__init__(message, request=request, may_have_reached_server=may_have_reached_server)
         self.error_code = error_code
         self.events: list[Any] = events if events is not None else []
+
+
+class StreamReset(TransportError):
+    """HTTP/2: the server reset this request's stream (RST_STREAM) with ``error_code``.
+
+    ``may_have_reached_server`` is False for REFUSED_STREAM (the server promises it did not
+    process the request; tether retries those itself), True otherwise.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        error_code: int,
+        request: Request | None = None,
+        may_have_reached_server: bool = True,
+    ) -> None:
+        super().__init__(message, request=request, may_have_reached_server=may_have_reached_server)
+        self.error_code = error_code
 
 
 class StreamError(TetherError):

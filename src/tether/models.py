@@ -254,6 +254,10 @@ class Headers(MutableMapping[str, str]):
     def __len__(self) -> int:
         return len({k for k, _, _ in self._items})
 
+    def lower_items(self) -> list[tuple[str, str]]:
+        """Every (lowercased name, value) pair, in order: HTTP/2's spelling of header names."""
+        return [(k, v) for k, _, v in self._items]
+
     def multi_items(self) -> list[tuple[str, str]]:
         """Every (name, value) pair, repeated names included, in order."""
         return [(n, v) for _, n, v in self._items]

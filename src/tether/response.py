@@ -17,8 +17,7 @@ class ConnectionFacts(Protocol):
     """What ``ConnectionInfo`` reads from the connection that carried a response."""
 
     id: int
-    requests: int
-    ttfb: float
+    protocol: str
     timings: Any
     local_address: tuple[str, int]
     remote_address: tuple[str, int]
@@ -28,8 +27,11 @@ class ConnectionFacts(Protocol):
 class ResponseHead(Protocol):
     """What a response needs from its protocol's parsed head (HTTP/1.1 or HTTP/2)."""
 
-    status: int
-    http_version: str
+    @property
+    def status(self) -> int: ...
+
+    @property
+    def http_version(self) -> str: ...
 
     @property
     def reason(self) -> str: ...
@@ -43,25 +45,42 @@ class ConnectionInfo:
 
     ``reused`` is True when the connection had carried an earlier request; ``request_number``
     says which request this was on it (1, 2, ...); ``idle_time`` how long it had sat idle in
-    the pool before this request (0.0 for a new connection). ``dns_time``, ``connect_time`` and
-    ``tls_time`` are the set-up costs this request paid (0.0 on a reused connection),
-    ``ttfb`` the seconds from the end of writing the request to the first response byte.
-    ``retries`` counts how many times tether resent the request on a new connection because a
-    reused one turned out dead.
+    the pool before this request (0.0 for a new or busy connection). ``dns_time``,
+    ``connect_time`` and ``tls_time`` are the set-up costs this request paid (0.0 on a reused
+    connection), ``ttfb`` the seconds from the end of writing the request to the first
+    response byte. ``retries`` counts how many times tether resent the request on another
+    connection because it was safe (a reused one turned out dead, or an HTTP/2 server said it
+    had not processed it). HTTP/2: ``protocol`` is ``"h2"``, ``stream_id`` the stream that
+    carried it and ``streams_in_flight`` how many streams the connection carried (this one
+    included) when it started.
     """
 
-    # Built on every response, so it copies five numbers and reads the rest from the connection.
-    __slots__ = ("_conn", "http_version", "idle_time", "request_number", "retries", "ttfb")
+    # Built on every response, so it copies a few numbers and reads the rest from the connection.
+    __slots__ = (
+        "_conn",
+        "http_version",
+        "idle_time",
+        "request_number",
+        "retries",
+        "stream_id",
+        "streams_in_flight",
+        "ttfb",
+    )
 
-    def __init__(
-        self, conn: ConnectionFacts, idle_time: float, retries: int, http_version: str
-    ) -> None:
-        self._conn = conn
-        self.request_number = conn.requests
-        self.idle_time = idle_time
-        self.ttfb = conn.ttfb
+    def __init__(self, exchange: Any, retries: int, http_version: str) -> None:
+        self._conn: ConnectionFacts = exchange.conn
+        self.request_number: int = exchange.request_number
+        self.idle_time: float = exchange.idle_time
+        self.ttfb: float = exchange.ttfb
+        self.stream_id: int = exchange.stream_id
+        self.streams_in_flight: int = exchange.streams_in_flight
         self.retries = retries
         self.http_version = http_version
+
+    @property
+    def protocol(self) -> str:
+        """``"http/1.1"`` or ``"h2"``."""
+        return self._conn.protocol
 
     @property
     def connection_id(self) -> int:
@@ -106,8 +125,10 @@ class ConnectionInfo:
         return self._conn.timings.tls if self.request_number == 1 else 0.0
 
     def __repr__(self) -> str:
+        stream = f" stream {self.stream_id}" if self.stream_id else ""
         return (
-            f"<ConnectionInfo #{self.connection_id} request {self.request_number} "
+            f"<ConnectionInfo #{self.connection_id} {self.protocol}{stream} "
+            f"request {self.request_number} "
             f"reused={self.reused} idle={self.idle_time:.3f}s ttfb={self.ttfb * 1000:.1f}ms "
             f"{self.remote_address[0]}:{self.remote_address[1]} retries={self.retries}>"
         )
@@ -121,6 +142,9 @@ class BodySource(Protocol):
 
     def close(self) -> None:
         """Give the connection back: drained and reused if cheap, otherwise closed."""
+
+    def trailers(self) -> list[tuple[bytes, bytes]] | None:
+        """The trailer fields that followed the body (HTTP/2), once it was read to the end."""
 
 
 class Response(Closing):
@@ -137,6 +161,7 @@ class Response(Closing):
         "_headers",
         "_source",
         "_stream_used",
+        "_trailers",
         "connection_info",
         "elapsed",
         "http_version",
@@ -152,6 +177,7 @@ class Response(Closing):
         elapsed: float,
         source: BodySource | None = None,
         content: bytes | None = None,
+        trailers: list[tuple[bytes, bytes]] | None = None,
     ) -> None:
         self.status = head.status
         self.http_version = head.http_version
@@ -163,6 +189,7 @@ class Response(Closing):
         self._source = source
         self._content = content
         self._stream_used = False
+        self._trailers = trailers
 
     # -- metadata -----------------------------------------------------------------------------
 
@@ -177,6 +204,11 @@ class Response(Closing):
         if self._headers is None:
             self._headers = Headers.from_raw(self._head.raw_headers)
         return self._headers
+
+    @property
+    def trailers(self) -> Headers:
+        """Trailer fields sent after the body (HTTP/2; empty when none, or not yet read)."""
+        return Headers.from_raw(self._trailers or [])
 
     @property
     def reason(self) -> str:
@@ -270,6 +302,7 @@ class Response(Closing):
             piece = source.read_chunk()
             if not piece:
                 self._source = None
+                self._trailers = source.trailers()
                 return
             yield piece
 

@@ -12,6 +12,7 @@ from typing import Any
 
 from ..closing import Closing
 from ..io.tls import CertTypes, TLSConfig, VerifyTypes
+from ..lifecycle.poolstate import PoolStats
 from ..lifecycle.rules import Limits
 from ..models import (
     URL,
@@ -25,7 +26,7 @@ from ..models import (
 )
 from ..requestbody import BodyTypes, FormTypes, body_headers, encode_body
 from ..response import Response
-from ..sync.pool import PoolStats
+from ..sync.http2 import HTTP2Mode
 from ..sync.poolmanager import PoolManager
 
 __all__ = ["Session", "delete", "get", "head", "options", "patch", "post", "put", "request"]
@@ -46,6 +47,9 @@ class Session(Closing):
         num_pools: origins whose pools are kept.
         limits: idle timeout, max lifetime and max requests per connection.
         watch_idle: close idle sockets as soon as the server closes them.
+        http2: ``True`` offers HTTP/2 to https servers by ALPN (the server chooses per
+            connection; one HTTP/2 connection carries the requests of every thread);
+            ``"prior-knowledge"`` also speaks HTTP/2 (h2c) to plain-http servers.
     """
 
     def __init__(
@@ -60,6 +64,7 @@ class Session(Closing):
         num_pools: int = 10,
         limits: Limits = Limits(),
         watch_idle: bool = True,
+        http2: HTTP2Mode = False,
     ) -> None:
         self.headers = Headers({"User-Agent": USER_AGENT, "Accept": "*/*"})
         if headers:
@@ -73,6 +78,7 @@ class Session(Closing):
             cert=cert,
             limits=limits,
             watch_idle=watch_idle,
+            http2=http2,
         )
 
     def request(

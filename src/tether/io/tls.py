@@ -22,6 +22,7 @@ VerifyTypes = bool | str | os.PathLike[str] | ssl.SSLContext
 CertTypes = str | tuple[str, str] | None
 
 _ALPN_HTTP11 = ["http/1.1"]
+_ALPN_H2 = ["h2", "http/1.1"]
 
 
 @dataclass(frozen=True)
@@ -32,10 +33,13 @@ class TLSConfig:
         verify: True (certifi's CA bundle), False (no verification: never the default), the path
             of a CA bundle file or directory, or an ``ssl.SSLContext`` used unchanged.
         cert: a client certificate: a PEM path holding cert and key, or (cert path, key path).
+        http2: offer ``h2`` as well as ``http/1.1`` in ALPN (the server chooses). A context
+            passed as ``verify`` is used unchanged, its own ALPN list included.
     """
 
     verify: VerifyTypes = True
     cert: CertTypes = None
+    http2: bool = False
 
     def context(self) -> ssl.SSLContext:
         """The SSLContext for these settings (built once, then shared)."""
@@ -72,7 +76,7 @@ class TLSConfig:
         if self.cert is not None:
             certfile, keyfile = (self.cert, None) if isinstance(self.cert, str) else self.cert
             ctx.load_cert_chain(certfile, keyfile)
-        ctx.set_alpn_protocols(_ALPN_HTTP11)
+        ctx.set_alpn_protocols(_ALPN_H2 if self.http2 else _ALPN_HTTP11)
         return ctx
 
 

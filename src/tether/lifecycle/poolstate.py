@@ -1,47 +1,62 @@
 """A pool's bookkeeping and decisions, with no lock, no waiting and no I/O.
 
-This is the pool's brain; `pool.ConnectionPool` (threads) is one body that holds a lock around
-every call, does the waiting and the socket work, and an asyncio pool will be another. Every
-decision lives here once: which idle connection to reuse and which to retire on the way, when
-to dial and when to wait, whether a released connection is kept, what is counted.
+This is the pool's brain, the same for HTTP/1.1 and HTTP/2, for the threaded body
+(`sync.pool`) and the asyncio one: each body holds its lock around every call, does the
+waiting and the socket work, and nothing else. Every decision lives here once: which
+connection carries a request, when to dial and when to wait, whether a connection is kept,
+what is counted.
 
-How a checkout decides (`checkout`):
+A connection says how many exchanges it may carry at once (``stream_limit``: 1 for HTTP/1.1,
+the server's ``SETTINGS_MAX_CONCURRENT_STREAMS`` for HTTP/2) and whether it takes new ones at
+all (``accepting``: False after ``Connection: close``, a GOAWAY, an error). The brain counts
+what it carries (``in_flight``) and so knows its spare capacity.
 
-1. Take the most recently used idle connection (the warmest; the oldest age out at the bottom
-   of the stack). If its lifecycle deadline has passed (the server's Keep-Alive timeout or max
-   is near, our idle timeout, lifetime or request limit), retire it and take the next one.
-2. The caller then checks, outside its lock, that the socket is still quiet (a readable idle
-   socket means the server closed it) and reports a dead one with `dead_on_checkout`.
-3. With no idle connection left, dial, unless ``block`` is set and ``maxsize`` connections
-   exist: then the caller waits for a release and asks again.
+How a request gets a connection (``checkout``). It is an *order*, filled by whichever comes
+first (Go's ``wantConn``):
 
-How a release decides (`release`): a connection whose response was complete and persistent
-goes back on the stack if there is room; any other is closed, and every close has a reason
-that is counted.
+1. A multiplexed connection already busy with a spare stream: no liveness check needed, it is
+   being read.
+2. The most recently used idle connection (the warmest; the oldest age out at the bottom of the
+   stack). One whose lifecycle deadline has passed is retired on the way. The caller checks,
+   outside its lock, that its socket is still quiet (``dead_on_checkout`` if not).
+3. If a dial is in progress that may yield HTTP/2 (the protocol is not known to be HTTP/1.1),
+   wait for it: 16 threads starting at once share one dial instead of opening 16 connections.
+4. Dial, unless ``block`` is set and ``maxsize`` connections exist: then wait in FIFO order for
+   a freed stream or connection.
+
+How an exchange ends (``finish``): the connection's in-flight count drops; a connection that
+stopped accepting is closed once empty; a healthy one serves the oldest waiting order first,
+and otherwise, once empty, goes idle (with its expiry fixed once) if there is room.
 """
 
 from __future__ import annotations
 
 import enum
-from collections import Counter
+from collections import Counter, deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Generic, Protocol, TypeVar
 
+from .exchange import Exchange
 from .rules import CloseReason, IdleTimeoutLearner, Limits
 
-__all__ = ["Action", "PoolState", "PoolStats", "Pooled"]
+__all__ = ["Action", "Order", "PoolState", "PoolStats", "Pooled"]
 
 
 class Pooled(Protocol):
-    """What the pool's brain needs from a connection (HTTP/1.1 today, HTTP/2 later)."""
+    """What the pool's brain needs from a connection (HTTP/1.1 or HTTP/2)."""
 
-    requests: int
+    requests: int  # exchanges it has been given (the brain counts)
+    in_flight: int  # exchanges it carries now (the brain counts)
+    multiplexed: bool  # may carry several at once (HTTP/2)
+    stream_limit: int  # how many at once: 1, or the server's max concurrent streams
+    accepting: bool  # may take new exchanges
+    stop_reason: CloseReason | None  # why it stopped accepting: its close reason
+    created_at: float
     idle_since: float
     expires_at: float
     expiry_reason: CloseReason | None
-    reusable: bool
-    peer_closed: bool  # the server closed it (checked, not just reported)
-    hangup_seen: bool  # the watcher reported a hang-up while it was busy: check on release
+    hangup_seen: bool  # the watcher reported a hang-up while it was busy: check on finish
 
     def go_idle(self, now: float, limits: Limits, learned: float | None) -> CloseReason | None: ...
 
@@ -50,11 +65,30 @@ C = TypeVar("C", bound=Pooled)
 
 
 class Action(enum.Enum):
-    """What a checkout asks its caller to do."""
+    """What a filled order asks its caller to do."""
 
-    REUSE = "reuse the connection returned (after its liveness check)"
+    REUSE = "use order.exchange (an idle connection: check its liveness first)"
     DIAL = "open a new connection (a slot is reserved: report with dialed or dial_failed)"
-    WAIT = "wait for a release (block=True and maxsize connections exist), then ask again"
+    WAIT = "wait until the order is filled (or time out and cancel it)"
+
+
+class Order:
+    """A request waiting for a connection: filled by a freed stream or a completed dial."""
+
+    __slots__ = ("dial", "exchange", "fresh", "needs_check", "wake")
+
+    def __init__(self, fresh: bool, wake: Callable[[], None] | None) -> None:
+        self.fresh = fresh  # a retry: not an idle connection, they may be stale too
+        self.wake = wake  # called (under the caller's lock) when filled while waiting
+        self.exchange: Exchange | None = None
+        self.dial = False
+        self.needs_check = False  # the connection was idle: liveness check before use
+
+    @property
+    def action(self) -> Action:
+        if self.dial:
+            return Action.DIAL
+        return Action.REUSE if self.exchange is not None else Action.WAIT
 
 
 @dataclass(frozen=True)
@@ -62,8 +96,12 @@ class PoolStats:
     """A snapshot of a pool's counters.
 
     ``connections_opened`` counts every TCP connect (reconnects included), ``requests`` every
-    request sent (retries included), ``reuses`` the requests that rode an existing connection,
-    ``closes`` how many connections were closed for each ``CloseReason`` (by name).
+    request sent (retries included), ``reuses`` the requests that rode a connection that had
+    carried one before (HTTP/2: every stream after a connection's first), ``retries`` the
+    requests sent again, ``closes`` how many connections were closed for each ``CloseReason``
+    (by name). HTTP/2: ``streams_in_flight`` now, ``peak_streams`` the most carried at once on
+    one connection, ``goaways`` received, ``unprocessed_retries`` the retries of streams the
+    server promised it never processed (GOAWAY, REFUSED_STREAM).
     """
 
     open: int
@@ -74,6 +112,10 @@ class PoolStats:
     reuses: int
     retries: int
     closes: dict[str, int] = field(default_factory=dict)
+    streams_in_flight: int = 0
+    peak_streams: int = 0
+    goaways: int = 0
+    unprocessed_retries: int = 0
 
     def __add__(self, other: PoolStats) -> PoolStats:
         closes = Counter(self.closes)
@@ -87,154 +129,330 @@ class PoolStats:
             self.reuses + other.reuses,
             self.retries + other.retries,
             dict(closes),
+            self.streams_in_flight + other.streams_in_flight,
+            max(self.peak_streams, other.peak_streams),
+            self.goaways + other.goaways,
+            self.unprocessed_retries + other.unprocessed_retries,
+        )
+
+    def history(self) -> PoolStats:
+        """What was done, without what is held now (for a pool that is gone)."""
+        return PoolStats(
+            0,
+            0,
+            0,
+            self.connections_opened,
+            self.requests,
+            self.reuses,
+            self.retries,
+            self.closes,
+            0,
+            self.peak_streams,
+            self.goaways,
+            self.unprocessed_retries,
         )
 
 
-class PoolState(Generic[C]):
-    """Idle stack, busy set, limits and counters of one pool. Not thread-safe by itself."""
+Doomed = list[tuple[C, CloseReason]]
 
-    def __init__(self, maxsize: int, block: bool, limits: Limits) -> None:
+
+class PoolState(Generic[C]):
+    """Connections, waiting orders, limits and counters of one pool. Not thread-safe by itself.
+
+    ``multiplexing``: the pool may get HTTP/2 connections (ALPN or prior knowledge), so dials
+    are single-flight until the first one says which protocol the server speaks.
+    """
+
+    def __init__(self, maxsize: int, block: bool, limits: Limits, multiplexing: bool) -> None:
         self.maxsize = max(1, maxsize)
         self.block = block
         self.limits = limits
         self.idle: list[C] = []  # a stack: most recently used last
-        self.in_use: set[C] = set()
+        self.active: set[C] = set()  # carrying at least one exchange
+        self.shared: list[C] = []  # multiplexed, active, accepting: may take another stream
+        self.waiters: deque[Order] = deque()
         self.dialing = 0
+        self.dialing_shared = 0  # dials that may yield a multiplexed connection
+        self.single_flight = multiplexing
         self.closed = False
         self.learner = IdleTimeoutLearner()
         self.opened = self.requests = self.reuses = self.retries = 0
+        self.goaways = self.unprocessed_retries = self.peak_streams = 0
         self.closes: Counter[CloseReason] = Counter()
 
-    # -- checkout -----------------------------------------------------------------------------
+    # -- getting a connection -----------------------------------------------------------------
 
     def checkout(
-        self, now: float, fresh: bool, doomed: list[tuple[C, CloseReason]]
-    ) -> tuple[Action, C | None]:
-        """Choose a connection for a request; expired idle ones are appended to ``doomed``.
+        self, now: float, fresh: bool, doomed: Doomed[C], wake: Callable[[], None] | None = None
+    ) -> Order:
+        """An order for a connection: filled now (REUSE or DIAL) or queued (WAIT)."""
+        order = Order(fresh, wake)
+        if not self._fill(order, now, doomed):
+            self.waiters.append(order)
+        return order
 
-        ``fresh`` (a retry) skips idle connections: the request needs a new one.
-        """
-        idle = self.idle
-        while idle and not fresh:
-            conn = idle.pop()
-            if now >= conn.expires_at:
-                doomed.append((conn, self._count_close(conn.expiry_reason)))
-                continue
-            self.in_use.add(conn)
-            self.requests += 1  # taken back by dead_on_checkout if the liveness check fails
-            self.reuses += 1
-            return Action.REUSE, conn
+    def cancel(self, order: Order) -> bool:
+        """The caller stops waiting (timeout, interruption). False if it was filled meanwhile."""
+        if order.action is not Action.WAIT:
+            return False
+        try:
+            self.waiters.remove(order)
+        except ValueError:
+            pass
+        return True
+
+    def give_back(self, order: Order, now: float, doomed: Doomed[C]) -> None:
+        """A filled order its caller can no longer use (it was interrupted)."""
+        if order.dial:
+            self.dial_failed(order, now, doomed)
+        elif order.exchange is not None:
+            self.requests -= 1
+            if order.exchange.reused:
+                self.reuses -= 1
+            self.finish(order.exchange, now, doomed)
+
+    def _fill(self, order: Order, now: float, doomed: Doomed[C]) -> bool:
+        if not order.fresh:
+            for conn in self.shared:
+                if conn.in_flight < conn.stream_limit and self._fit_for_more(conn, doomed):
+                    self._assign(order, conn, now, was_idle=False)
+                    return True
+            idle = self.idle
+            while idle:
+                conn = idle.pop()
+                if now >= conn.expires_at:
+                    doomed.append((conn, self._count_close(conn.expiry_reason)))
+                    continue
+                self._assign(order, conn, now, was_idle=True)
+                return True
+            if self.dialing_shared:
+                return False  # the dial in progress will likely carry this request too
         if self.block and self.open_count() >= self.maxsize:
-            if not (fresh and idle):
-                return Action.WAIT, None
+            if not (order.fresh and self.idle):
+                return False
             # A retry needs a new connection but the pool is full: retire an idle one.
-            oldest = idle.pop(0)
+            oldest = self.idle.pop(0)
             doomed.append((oldest, self._count_close(CloseReason.POOL_FULL)))
+        order.dial = True
         self.dialing += 1
-        return Action.DIAL, None
+        if self.single_flight:
+            self.dialing_shared += 1
+        return True
 
-    def dead_on_checkout(self, conn: C, reason: CloseReason, now: float) -> CloseReason:
-        """The connection from REUSE failed its liveness check: it carries nothing."""
-        self.requests -= 1
-        self.reuses -= 1
-        return self.discard(conn, reason, now)
+    def _fit_for_more(self, conn: C, doomed: Doomed[C]) -> bool:
+        # A busy multiplexed connection has no idle deadline; the request limit still applies.
+        limit = self.limits.max_requests
+        if limit is not None and conn.requests >= limit:
+            self._stop(conn, CloseReason.MAX_REQUESTS, doomed)
+            return False
+        return True
 
-    def dialed(self, conn: C) -> None:
-        """A DIAL succeeded: the new connection carries the request."""
-        self.dialing -= 1
-        self.opened += 1
+    def _assign(self, order: Order, conn: C, now: float, was_idle: bool) -> None:
+        conn.in_flight += 1
+        conn.requests += 1
         self.requests += 1
-        self.in_use.add(conn)
+        if conn.requests > 1:
+            self.reuses += 1
+        if conn.in_flight == 1:
+            self.active.add(conn)
+            if conn.multiplexed and conn.accepting:
+                self.shared.append(conn)
+        if conn.in_flight > self.peak_streams:
+            self.peak_streams = conn.in_flight
+        idle_time = now - conn.idle_since if was_idle else 0.0
+        order.exchange = Exchange(conn, conn.requests, conn.in_flight, idle_time)
+        order.needs_check = was_idle
 
-    def dial_failed(self) -> None:
+    def dead_on_checkout(self, order: Order, reason: CloseReason, now: float) -> CloseReason:
+        """The idle connection of a REUSE order failed its liveness check: it carried nothing."""
+        exchange = order.exchange
+        assert exchange is not None
+        conn: C = exchange.conn
+        self.requests -= 1
+        if exchange.reused:
+            self.reuses -= 1
+        conn.in_flight -= 1
+        conn.requests -= 1
+        self.active.discard(conn)
+        if conn in self.shared:
+            self.shared.remove(conn)
+        if reason is CloseReason.SERVER_CLOSED_IDLE:
+            self._learn(now - conn.idle_since)
+        conn.accepting = False
+        return self._count_close(reason)
+
+    def dialed(self, order: Order, conn: C, now: float, doomed: Doomed[C]) -> None:
+        """The order's dial succeeded: the new connection carries its request, and may serve
+        the orders that waited for it."""
+        self._dial_over()
+        self.opened += 1
+        self.single_flight = conn.multiplexed  # the server's answer: HTTP/2 or not
+        order.dial = False
+        self._assign(order, conn, now, was_idle=False)
+        self._serve_waiters(now, doomed)
+
+    def dial_failed(self, order: Order, now: float, doomed: Doomed[C]) -> None:
+        order.dial = False
+        self._dial_over()
+        self._serve_waiters(now, doomed)  # those who waited for this dial may dial themselves
+
+    def _dial_over(self) -> None:
         self.dialing -= 1
+        if self.dialing_shared:
+            self.dialing_shared -= 1
 
-    # -- after a response ---------------------------------------------------------------------
+    # -- after an exchange --------------------------------------------------------------------
 
-    def release(self, conn: C, now: float) -> tuple[C | None, CloseReason | None]:
-        """Take back a connection whose exchange ended. Returns one to close, and why, if any.
+    def finish(self, exchange: Exchange, now: float, doomed: Doomed[C]) -> None:
+        """An exchange ended (complete, failed or abandoned): account for its connection.
 
-        ``conn`` is kept if its response was complete and persistent and there is room;
-        otherwise it is the one to close. Keeping it may retire the bottom of the stack instead.
+        A connection that stopped accepting closes once empty; a healthy one goes to the
+        oldest waiting order or, once empty, back to the idle stack if there is room.
         """
-        self.in_use.discard(conn)
-        reason: CloseReason | None
-        if self.closed:
-            reason = CloseReason.POOL_CLOSED
-        elif not conn.reusable:
-            reason = CloseReason.NOT_PERSISTENT
-        elif conn.peer_closed:
-            reason = CloseReason.SERVER_CLOSED
-        elif len(self.idle) >= self.maxsize:
-            reason = CloseReason.POOL_FULL
+        conn: C = exchange.conn
+        conn.in_flight -= 1
+        if conn.in_flight == 0:
+            self.active.discard(conn)
+            if conn.multiplexed and conn in self.shared:
+                self.shared.remove(conn)
+        if self.closed and conn.accepting:
+            self._stop(conn, CloseReason.POOL_CLOSED, doomed)
+        elif not conn.accepting:
+            if conn in self.shared:
+                self.shared.remove(conn)
+            if conn.in_flight == 0:
+                doomed.append((conn, self._count_close(conn.stop_reason)))
+        elif conn.in_flight == 0:
+            self._idle_or_close(conn, now, doomed)
         else:
-            reason = conn.go_idle(now, self.limits, self.learner.timeout)
+            self._serve_waiters(now, doomed)
+
+    def _idle_or_close(self, conn: C, now: float, doomed: Doomed[C]) -> None:
+        reason = conn.go_idle(now, self.limits, self.learner.timeout)
         if reason is not None:
-            return conn, self._count_close(reason)
+            doomed.append((conn, self._count_close(reason)))
+            self._serve_waiters(now, doomed)
+            return
+        if self.waiters:
+            self.idle.append(conn)  # the oldest order takes it (as a warm idle connection)
+            self._serve_waiters(now, doomed)
+            return
+        if len(self.idle) >= self.maxsize:
+            doomed.append((conn, self._count_close(CloseReason.POOL_FULL)))
+            return
         self.idle.append(conn)
         # The bottom of the stack is the oldest: retire it here when its time is up, so a
         # connection never reused under light load does not linger.
         oldest = self.idle[0]
         if now >= oldest.expires_at:
             del self.idle[0]
-            return oldest, self._count_close(oldest.expiry_reason)
-        return None, None
+            doomed.append((oldest, self._count_close(oldest.expiry_reason)))
 
-    def discard(self, conn: C, reason: CloseReason, now: float) -> CloseReason:
-        """A checked-out connection must be closed (failed, dead on checkout, abandoned)."""
-        self.in_use.discard(conn)
-        if reason is CloseReason.SERVER_CLOSED_IDLE:
-            self._learn(now - conn.idle_since)
-        return self._count_close(reason)
+    def stop(self, conn: C, reason: CloseReason, now: float, doomed: Doomed[C]) -> None:
+        """``conn`` must take no new exchange (GOAWAY, a connection error, an abandoned
+        exchange): closed now if empty, else when its last exchange finishes."""
+        if reason is CloseReason.GOAWAY:
+            self.goaways += 1
+        # Busy: the reason is counted when its last exchange finishes; idle: closed now. (An
+        # idle one that stopped accepting was closed and counted already.)
+        if conn.in_flight or conn.accepting:
+            self._stop(conn, reason, doomed)
+        self._serve_waiters(now, doomed)  # they may need another connection now
+
+    def _stop(self, conn: C, reason: CloseReason, doomed: Doomed[C]) -> None:
+        conn.accepting = False
+        conn.stop_reason = reason
+        if conn in self.shared:
+            self.shared.remove(conn)
+        if conn in self.idle:
+            self.idle.remove(conn)
+        if conn.in_flight == 0:
+            doomed.append((conn, self._count_close(reason)))
+
+    def changed(self, conn: C, now: float, doomed: Doomed[C]) -> None:
+        """``conn``'s stream limit changed (the server's SETTINGS): waiters may fit now."""
+        self._serve_waiters(now, doomed)
+
+    def retried(self, unprocessed: bool) -> None:
+        self.retries += 1
+        if unprocessed:
+            self.unprocessed_retries += 1
+
+    def _serve_waiters(self, now: float, doomed: Doomed[C]) -> None:
+        waiters = self.waiters
+        while waiters and not self.closed:
+            order = waiters[0]
+            if not self._fill(order, now, doomed):
+                return  # FIFO: what the oldest order cannot have, nobody behind it can
+            waiters.popleft()
+            if order.wake is not None:
+                order.wake()
+
+    # -- the idle watcher ---------------------------------------------------------------------
 
     def claim_idle(self, conn: C) -> bool:
-        """Take ``conn`` off the idle stack to check it (the watcher reported a hang-up).
+        """Take ``conn`` off the idle stack to check it (the watcher reported it readable).
 
-        False if it is busy: its owner checks it when releasing it (``hangup_seen``).
+        False if it is busy: its owner checks it when its exchange finishes (``hangup_seen``).
         """
         if conn not in self.idle:
             conn.hangup_seen = True
             return False
         conn.hangup_seen = False
         self.idle.remove(conn)
-        self.in_use.add(conn)
+        self.active.add(conn)
         return True
 
-    def restore(self, conn: C) -> bool:
-        """Put back a claimed connection that turned out healthy, its idle clock unchanged.
-
-        False if the pool closed meanwhile: the caller closes it.
-        """
-        self.in_use.discard(conn)
-        if self.closed:
-            self._count_close(CloseReason.POOL_CLOSED)
-            return False
+    def restore(self, conn: C, doomed: Doomed[C]) -> None:
+        """Put back a claimed connection that turned out healthy, its idle clock unchanged."""
+        self.active.discard(conn)
+        if self.closed or not conn.accepting:
+            reason = CloseReason.POOL_CLOSED if self.closed else conn.stop_reason
+            doomed.append((conn, self._count_close(reason)))
+            return
         self.idle.append(conn)
-        return True
+
+    def claimed_dead(self, conn: C, reason: CloseReason, now: float) -> CloseReason:
+        """A claimed idle connection turned out closed by the server (or said GOAWAY)."""
+        self.active.discard(conn)
+        if not conn.accepting and conn.stop_reason is not None:
+            return conn.stop_reason  # stopped while being checked (GOAWAY): counted then
+        conn.accepting = False
+        if reason is CloseReason.SERVER_CLOSED_IDLE:
+            self._learn(now - conn.idle_since)
+        return self._count_close(reason)
 
     def close(self) -> list[C]:
-        """Refuse new work; return the idle connections to close (busy ones close on release)."""
+        """Refuse new work; return the idle connections to close (busy ones close on finish).
+
+        Waiting orders stay unfilled; their callers are woken by the body and see ``closed``.
+        """
         self.closed = True
         idle, self.idle = self.idle, []
-        for _ in idle:
+        for conn in idle:
+            conn.accepting = False
             self._count_close(CloseReason.POOL_CLOSED)
         return idle
 
     # -- accounting ---------------------------------------------------------------------------
 
     def open_count(self) -> int:
-        return len(self.idle) + len(self.in_use) + self.dialing
+        return len(self.idle) + len(self.active) + self.dialing
 
     def stats(self) -> PoolStats:
         return PoolStats(
-            len(self.idle) + len(self.in_use),
+            len(self.idle) + len(self.active),
             len(self.idle),
-            len(self.in_use),
+            len(self.active),
             self.opened,
             self.requests,
             self.reuses,
             self.retries,
             {reason.name: n for reason, n in self.closes.items()},
+            sum(c.in_flight for c in self.active if c.multiplexed),
+            self.peak_streams,
+            self.goaways,
+            self.unprocessed_retries,
         )
 
     def _count_close(self, reason: CloseReason | None) -> CloseReason:

@@ -12,11 +12,14 @@ from dataclasses import dataclass
 from typing import Protocol
 
 __all__ = [
+    "DRAIN_LIMIT",
+    "DRAIN_TIMEOUT",
     "CloseReason",
     "ConnectionRecord",
     "IdleTimeoutLearner",
     "Limits",
     "expiry",
+    "should_drain",
     "should_retry",
 ]
 
@@ -41,6 +44,8 @@ class CloseReason(enum.Enum):
     TIMEOUT = "timeout"
     UNSOLICITED_DATA = "server sent data on an idle connection"
     POOL_CLOSED = "pool closed"
+    GOAWAY = "server sent GOAWAY (HTTP/2): no new streams, closed once its streams ended"
+    PING_TIMEOUT = "no answer to a PING on a connection that had been silent (HTTP/2)"
 
 
 @dataclass(frozen=True, slots=True)
@@ -153,3 +158,31 @@ def should_retry(
     if not reused or response_started:
         return False
     return not wrote_any or replayable
+
+
+# A response closed early is drained (and its HTTP/1.1 connection kept) only if this little is
+# left and it arrives within this time, all of it: more is cheaper to close than to read.
+# (HTTP/2 never drains: the stream is reset and the connection carries on.)
+DRAIN_LIMIT = 64 * 1024
+DRAIN_TIMEOUT = 0.1
+
+
+def should_drain(
+    *, persistent: bool, content_length: int | None, chunked: bool, received: int
+) -> bool:
+    """Is an abandoned HTTP/1.1 body worth reading to the end so the connection can be kept?
+
+    Only when the response would leave the connection reusable and what is left is known to be
+    small (or, chunked, might be: the drain itself stops at ``DRAIN_LIMIT``).
+    """
+    if not persistent:
+        return False
+    if content_length is None:
+        return chunked
+    return content_length - received <= DRAIN_LIMIT
+
+
+# A stream the server promised it never processed (HTTP/2 GOAWAY above its last stream id, or
+# REFUSED_STREAM) may be sent again whatever its method; bound how often, in case a server
+# refuses everything.
+MAX_UNPROCESSED_RETRIES = 5

@@ -1,9 +1,10 @@
 """One HTTP/1.1 connection: a socket, the protocol reader, and the facts its lifecycle needs.
 
-A connection carries one request at a time. The pool decides whether to reuse it (through
-``go_idle``, ``expires_at``, ``check_idle`` and ``reusable``); the connection only does the
-I/O and keeps the record: when it was made, how many requests it carried, when it went idle,
-what the server announced in Keep-Alive, how long a round trip takes.
+A connection carries one exchange at a time (``stream_limit`` 1). The pool's brain decides
+whether to reuse it (through ``go_idle``, ``expires_at``, ``accepting`` and the liveness check
+``check_idle``); the connection only does the I/O and keeps the record: when it was made, how
+many requests it carried, when it went idle, what the server announced in Keep-Alive, how long
+a round trip takes. What happened to one request is written on its ``Exchange``.
 """
 
 from __future__ import annotations
@@ -23,7 +24,8 @@ from ..exceptions import (
     WriteTimeout,
 )
 from ..io.sockets import DialInfo, idle_socket_state
-from ..lifecycle.rules import CloseReason, Limits, expiry
+from ..lifecycle.exchange import Exchange
+from ..lifecycle.rules import DRAIN_LIMIT, DRAIN_TIMEOUT, CloseReason, Limits, expiry, should_drain
 from ..models import Origin, Request, Timeout
 from ..protocol.http11 import ResponseHead, ResponseReader, encode_chunk, encode_request
 
@@ -72,13 +74,13 @@ class HTTP11Connection:
         self.expires_at = float("inf")
         self.expiry_reason: CloseReason | None = None
         self.watched = False  # registered with the idle watcher (by the pool)
-        self.peer_closed = False  # the server closed it while it was busy (checked)
         self.hangup_seen = False  # the watcher reported a hang-up while it was busy
         self.close_reason: CloseReason | None = None
-        self.reusable = False
-        self.wrote_any = False
-        self.response_started = False
-        self.ttfb = 0.0
+        # What the pool's brain reads and counts (see lifecycle.poolstate.Pooled).
+        self.in_flight = 0
+        self.accepting = True
+        self.stop_reason: CloseReason | None = None
+        self.ttfb = 0.0  # of the latest exchange
         self._reader: ResponseReader | None = None
         self.local_address = timings.local_address
         self.remote_address = timings.remote_address
@@ -111,16 +113,18 @@ class HTTP11Connection:
 
     # -- one request --------------------------------------------------------------------------
 
-    def send_request(self, request: Request, timeout: Timeout) -> ResponseHead:
+    multiplexed = False
+    stream_limit = 1
+    protocol = "http/1.1"
+
+    def send_request(self, exchange: Exchange, request: Request, timeout: Timeout) -> ResponseHead:
         """Write ``request`` and read up to the end of the response head.
 
-        On failure raises a TransportError; ``wrote_any`` and ``response_started`` then tell the
-        pool whether a retry is allowed.
+        On failure raises a TransportError; the exchange's ``wrote_any`` and
+        ``response_started`` then tell the pool whether a retry is allowed.
         """
-        self.requests += 1
-        self.wrote_any = False
-        self.response_started = False
-        self.reusable = False
+        self.accepting = False  # until a complete, persistent response says otherwise
+        self.stop_reason = CloseReason.NOT_PERSISTENT
         reader = self._reader
         if reader is None:
             reader = self._reader = ResponseReader(head_request=request.method == "HEAD")
@@ -142,27 +146,27 @@ class HTTP11Connection:
         )
         self._set_timeout(socket.SO_SNDTIMEO, timeout.write)
         try:
-            self._write(data)
+            self._write(exchange, data)
             if body is not None and not isinstance(body, bytes):
                 self._write_stream(body, request.declared_length)
         except (TimeoutError, BlockingIOError):  # BlockingIOError: a kernel timeout
             raise WriteTimeout(
                 f"writing the request to {self.origin} timed out after {timeout.write}s",
                 request=request,
-                may_have_reached_server=self.wrote_any,
+                may_have_reached_server=exchange.wrote_any,
             ) from None
         except OSError as exc:
             raise WriteError(
                 f"writing the request to {self.origin} failed: {exc}",
                 request=request,
-                may_have_reached_server=self.wrote_any,
+                may_have_reached_server=exchange.wrote_any,
             ) from None
         sent_at = self._clock()
         self._set_timeout(socket.SO_RCVTIMEO, timeout.read)
-        self._receive(reader, request, timeout)
-        self.ttfb = self._clock() - sent_at  # to the first bytes of the response
+        self._receive(exchange, reader, request, timeout)
+        self.ttfb = exchange.ttfb = self._clock() - sent_at  # to the first response bytes
         while reader.head is None:
-            self._receive(reader, request, timeout)
+            self._receive(exchange, reader, request, timeout)
         if self.ttfb < self.rtt:
             self.rtt = self.ttfb  # the fastest exchange seen: least server think time in it
         head = reader.head
@@ -178,16 +182,16 @@ class HTTP11Connection:
             head.keep_alive = False
         return head
 
-    def read_all(self, request: Request, timeout: Timeout) -> bytes:
+    def read_all(self, exchange: Exchange, request: Request, timeout: Timeout) -> bytes:
         """The rest of the body, read to the end of the response."""
         reader = self._reader
         assert reader is not None
         while not reader.complete:
-            self._receive(reader, request, timeout)
+            self._receive(exchange, reader, request, timeout)
         self._response_done(reader)
         return reader.take_body()
 
-    def read_body(self, request: Request, timeout: Timeout) -> bytes:
+    def read_body(self, exchange: Exchange, request: Request, timeout: Timeout) -> bytes:
         """The next piece of the body; b"" once the response is complete."""
         reader = self._reader
         assert reader is not None
@@ -195,7 +199,7 @@ class HTTP11Connection:
         if not data and not reader.complete:
             self._set_timeout(socket.SO_RCVTIMEO, timeout.read)
         while not data and not reader.complete:
-            self._receive(reader, request, timeout)
+            self._receive(exchange, reader, request, timeout)
             data = reader.take_body()
         if reader.complete and not data:
             self._response_done(reader)
@@ -204,28 +208,72 @@ class HTTP11Connection:
     def _response_done(self, reader: ResponseReader) -> None:
         head = reader.head
         assert head is not None
-        self.reusable = head.keep_alive and reader.reusable
+        self.accepting = head.keep_alive and reader.reusable
+
+    def trailers(self, exchange: Exchange) -> None:
+        """HTTP/1.1 trailers are read and dropped by the reader."""
+        return None
 
     @property
     def closed(self) -> bool:
         return self.close_reason is not None
 
-    def worth_draining(self, limit: int) -> bool:
-        """Could the rest of an abandoned body be read cheaply so the connection is kept?"""
+    def close_early(
+        self, exchange: Exchange, request: Request, timeout: Timeout, clock: Callable[[], float]
+    ) -> CloseReason | None:
+        """A streamed response is closed before its end: keep the connection if cheap.
+
+        What is left is read if it is little and arrives quickly (``rules.should_drain``);
+        None means the connection is fit for reuse, a reason that it must be closed.
+        """
         reader = self._reader
         head = reader.head if reader is not None else None
-        if reader is None or head is None or not head.keep_alive or not reader.reusable:
-            return False
-        if head.content_length is None:
-            return head.chunked  # unknown length: try up to the limit
-        return head.content_length - reader.body_received <= limit
+        if reader is None or head is None:
+            return CloseReason.BODY_NOT_CONSUMED
+        if reader.complete:  # nothing was left (HEAD, 204, 304, or read to the end)
+            self._response_done(reader)
+            return None if self.accepting else self.stop_reason
+        persistent = head.keep_alive and reader.reusable
+        if not should_drain(
+            persistent=persistent,
+            content_length=head.content_length,
+            chunked=head.chunked,
+            received=reader.body_received,
+        ):
+            return CloseReason.BODY_NOT_CONSUMED
+        deadline = clock() + min(DRAIN_TIMEOUT, timeout.read or DRAIN_TIMEOUT)
+        drained = 0
+        try:
+            while drained <= DRAIN_LIMIT:
+                remaining = deadline - clock()
+                if remaining <= 0:
+                    break
+                piece = self.read_body(exchange, request, Timeout(read=remaining))
+                if not piece:
+                    return None if self.accepting else self.stop_reason
+                drained += len(piece)
+        except TransportError:
+            pass
+        return CloseReason.BODY_NOT_CONSUMED
+
+    def release_unread(self, exchange: Exchange) -> bool:
+        """A streamed response was garbage-collected unread: the socket must be closed (by the
+        caller, now: a finalizer cannot wait for a drain)."""
+        self.accepting = False
+        self.stop_reason = CloseReason.BODY_NOT_CONSUMED
+        return True
+
+    def abandon(self, exchange: Exchange) -> None:
+        """The exchange was interrupted (not by the network): the connection's state is unknown."""
+        self.accepting = False
+        self.stop_reason = CloseReason.ABANDONED
 
     def close(self, reason: CloseReason) -> None:
         """Close the socket (exactly once) and remember why."""
         if self.close_reason is not None:
             return
         self.close_reason = reason
-        self.reusable = False
+        self.accepting = False
         self._sock.close()
 
     # -- I/O ----------------------------------------------------------------------------------
@@ -244,11 +292,11 @@ class HTTP11Connection:
         timeval = struct.pack("ll", whole, int((seconds - whole) * 1e6))
         self._sock.setsockopt(socket.SOL_SOCKET, which, timeval)
 
-    def _write(self, data: bytes) -> None:
-        if not self.wrote_any:
+    def _write(self, exchange: Exchange, data: bytes) -> None:
+        if not exchange.wrote_any:
             # send() reports exactly what went out, so a failure here means nothing did.
             sent = self._sock.send(data)
-            self.wrote_any = True
+            exchange.wrote_any = True
             data = data[sent:]
         if data:
             self._sock.sendall(data)
@@ -273,7 +321,9 @@ class HTTP11Connection:
                 f"{sent} bytes, its Content-Length says {declared}; the connection is closed"
             )
 
-    def _receive(self, reader: ResponseReader, request: Request, timeout: Timeout) -> None:
+    def _receive(
+        self, exchange: Exchange, reader: ResponseReader, request: Request, timeout: Timeout
+    ) -> None:
         try:
             data = self._sock.recv(self._recv_size)
         except (TimeoutError, BlockingIOError):  # BlockingIOError: a kernel timeout
@@ -290,7 +340,7 @@ class HTTP11Connection:
             ) from None
         try:
             if data:
-                self.response_started = True
+                exchange.response_started = True
                 reader.feed(data)
             elif reader.bytes_received == 0:
                 raise ReadError(

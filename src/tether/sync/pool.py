@@ -1,15 +1,17 @@
 """A pool of persistent connections to one origin: the threaded body around `PoolState`.
 
-`poolstate.PoolState` decides (which connection, when to dial, wait, keep or retire, what is
-counted); this module holds a lock around those decisions, waits when the pool blocks, and does
-the I/O: dialing, the liveness check, sending, closing. Closing and dialing happen outside the
-lock. If a request fails on a *reused* connection before any response byte, it is sent again
-once on a new connection when ``lifecycle.should_retry`` allows it (see docs/lifecycle.md).
+`lifecycle.poolstate.PoolState` decides (which connection, when to dial, wait, keep or retire,
+what is counted); this module holds a lock around those decisions, waits when an order is not
+filled at once, and does the I/O: dialing, the liveness check, sending, closing. Closing and
+dialing happen outside the lock. The same body drives HTTP/1.1 and HTTP/2 connections: both
+offer ``send_request``, ``read_all``, ``read_body``, ``close_early``, ``abandon`` and
+``check_idle``. A failed request is sent again when its ``Exchange`` says that is safe
+(``Exchange.may_retry``; see docs/lifecycle.md).
 
 The path of one request, top to bottom: ``request`` (urllib3's signature) builds a `Request`;
-``send`` checks a connection out (``_checkout``), writes the request and reads the head
-(``HTTP11Connection.send_request``), reads the body (or hands a ``_PooledBody`` to a streamed
-response) and releases the connection (``_release``).
+``send`` gets an exchange on a connection (``_checkout``), writes the request and reads the head
+(``conn.send_request``), reads the body (or hands a ``_PooledBody`` to a streamed response) and
+ends the exchange (``_finish``).
 """
 
 from __future__ import annotations
@@ -34,8 +36,9 @@ from ..exceptions import (
 from ..io.sockets import connect
 from ..io.tls import CertTypes, TLSConfig, VerifyTypes
 from ..io.watcher import Callback, watcher
-from ..lifecycle.poolstate import Action, PoolState, PoolStats
-from ..lifecycle.rules import CloseReason, Limits, should_retry
+from ..lifecycle.exchange import Exchange
+from ..lifecycle.poolstate import Action, Order, PoolState, PoolStats
+from ..lifecycle.rules import MAX_UNPROCESSED_RETRIES, CloseReason, Limits
 from ..models import (
     DEFAULT_PORTS,
     URL,
@@ -49,18 +52,16 @@ from ..models import (
 )
 from ..requestbody import FORM_METHODS, body_headers, encode_body
 from ..response import ConnectionInfo, Response
+from .http2 import HTTP2Connection, HTTP2Mode, start_http2
 from .http11 import HTTP11Connection
 
 __all__ = ["ConnectionPool", "PoolStats"]
 
-# A response closed early is drained (and its connection kept) only if this little is left
-# and it arrives within this time, all of it: more is cheaper to close than to read.
-DRAIN_LIMIT = 64 * 1024
-DRAIN_TIMEOUT = 0.1
+Connection = HTTP11Connection | HTTP2Connection
 
 
 class ConnectionPool(Closing):
-    """Persistent HTTP/1.1 connections to one origin (scheme, host, port, TLS settings).
+    """Persistent connections to one origin (scheme, host, port, TLS settings).
 
     Args:
         maxsize: connections kept for reuse. With ``block=False`` more may be opened when all
@@ -68,9 +69,13 @@ class ConnectionPool(Closing):
             at most ``maxsize`` exist and a request waits up to ``timeout.pool`` for one.
         timeout: default timeouts (a ``Timeout`` or seconds).
         verify, cert: TLS settings for https (see ``TLSConfig``).
+        http2: ``True`` offers HTTP/2 by ALPN on https (the server chooses per connection);
+            ``"prior-knowledge"`` speaks HTTP/2 from the first byte (h2c on plain http). One
+            HTTP/2 connection carries many requests at once, from any number of threads.
         limits: idle timeout, max lifetime, max requests per connection.
         headers: headers sent with every request of ``request()``.
-        watch_idle: close idle sockets as soon as the server closes them (no CLOSE_WAIT).
+        watch_idle: close idle sockets as soon as the server closes them (no CLOSE_WAIT), and
+            answer what an idle HTTP/2 server sends (PING, SETTINGS, GOAWAY) at once.
         clock: the monotonic clock the lifecycle rules read (injectable for tests).
     """
 
@@ -85,25 +90,30 @@ class ConnectionPool(Closing):
         timeout: TimeoutTypes = Timeout(),
         verify: VerifyTypes = True,
         cert: CertTypes = None,
+        http2: HTTP2Mode = False,
         limits: Limits = Limits(),
         headers: HeaderInput = None,
         watch_idle: bool = True,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         scheme = scheme.lower()
+        if ":" in host and not host.startswith("["):
+            host = f"[{host}]"  # an IPv6 literal
         url = URL(f"{scheme}://{host}:{port or DEFAULT_PORTS.get(scheme, 0)}/")
         self.origin: Origin = url.origin
-        self._tls = TLSConfig(verify, cert) if scheme == "https" else None
+        self._tls = TLSConfig(verify, cert, bool(http2)) if scheme == "https" else None
+        self._http2: HTTP2Mode = (
+            http2 if (scheme == "https" or http2 == "prior-knowledge") else False
+        )
         self.timeout = Timeout.of(timeout)
         self.headers = Headers(headers)
-        self._state: PoolState[HTTP11Connection] = PoolState(maxsize, block, limits)
+        self._state: PoolState[Connection] = PoolState(maxsize, block, limits, bool(self._http2))
         self._watch = watch_idle and watcher.available
         self._clock = clock
         self._lock = threading.Lock()
-        self._freed = threading.Condition(self._lock)
         self._urls: dict[str, URL] = {}  # request() targets already parsed
-        self._orphans: list[HTTP11Connection] = []  # closed by a finalizer, not yet counted
-        self._watch_callback: Callback = weakref.WeakMethod(self._on_peer_closed)
+        self._orphans: list[Exchange] = []  # ended by a finalizer, not yet accounted
+        self._watch_callback: Callback = weakref.WeakMethod(self._on_peer_event)
 
     # -- settings and counters ----------------------------------------------------------------
 
@@ -137,8 +147,10 @@ class ConnectionPool(Closing):
     def stats(self) -> PoolStats:
         """A snapshot of the counters."""
         with self._lock:
-            self._settle_orphans()
-            return self._state.stats()
+            doomed = self._settle_orphans()
+            stats = self._state.stats()
+        self._close_all(doomed)
+        return stats
 
     # -- requests -----------------------------------------------------------------------------
 
@@ -181,177 +193,262 @@ class ConnectionPool(Closing):
         t = self.timeout if timeout is None else Timeout.of(timeout)
         started = self._clock()
         retries = 0
+        fresh = False  # a retry after a dead reused connection wants a new one
         failed: TransportError | None = None  # the first attempt's error, when retrying
         while True:
             try:
-                conn, idle_time = self._checkout(t, fresh=retries > 0)
+                exchange = self._checkout(t, fresh)
             except RequestError as exc:  # dial or pool wait failed: this attempt sent nothing
                 exc.request = request
-                if failed is not None:  # but the first attempt may have reached the server
+                if failed is not None:  # but an earlier attempt may have reached the server
                     exc.may_have_reached_server |= failed.may_have_reached_server
                     raise exc from failed
                 raise
+            conn: Connection = exchange.conn
             try:
-                head = conn.send_request(request, t)
+                head = conn.send_request(exchange, request, t)
                 break
             except TransportError as exc:
-                self._discard(conn, _reason_for(exc))
-                if retries or not self._may_retry(conn, request, exc):
+                self._failed(exchange, exc)
+                if not self._may_retry(exchange, request, exc, retries):
                     raise
                 retries += 1
+                # A stream the server never processed may go on any healthy connection (the
+                # one that refused it takes no new streams); a dead reused one asks for a new.
+                fresh = not exchange.unprocessed
                 failed = exc
             except BaseException:
-                self._discard(conn, CloseReason.ABANDONED)
+                self._abandon(exchange)
                 raise
-        info = ConnectionInfo(conn, idle_time, retries, head.http_version)
+        info = ConnectionInfo(exchange, retries, head.http_version)
         elapsed = self._clock() - started
         if stream:
-            source = _PooledBody(self, conn, request, t)
+            source = _PooledBody(self, exchange, request, t)
             return Response(head, request, info, elapsed, source=source)
         try:
-            content = conn.read_all(request, t)
+            content = conn.read_all(exchange, request, t)
         except TransportError as exc:
-            self._discard(conn, _reason_for(exc))
+            self._failed(exchange, exc)
             raise
         except BaseException:
-            self._discard(conn, CloseReason.ABANDONED)
+            self._abandon(exchange)
             raise
-        self._release(conn)
-        return Response(head, request, info, elapsed, content=content)
+        trailers = conn.trailers(exchange)
+        self._finish(exchange)
+        return Response(head, request, info, elapsed, content=content, trailers=trailers)
 
-    def _may_retry(self, conn: HTTP11Connection, request: Request, exc: TransportError) -> bool:
-        retry = isinstance(exc, NetworkError) and should_retry(
-            reused=conn.requests > 1,
-            response_started=conn.response_started,
-            wrote_any=conn.wrote_any,
-            replayable=request.replayable,
-        )
-        if retry:
+    def _may_retry(
+        self, exchange: Exchange, request: Request, exc: TransportError, retries: int
+    ) -> bool:
+        if exchange.unprocessed:
+            allowed = retries < MAX_UNPROCESSED_RETRIES
+        else:  # Go's rule, once: a reused connection that turned out dead
+            allowed = retries == 0 and exchange.may_retry(
+                request.replayable, isinstance(exc, NetworkError)
+            )
+        if allowed:
             with self._lock:
-                self._state.retries += 1
-        return retry
+                self._state.retried(exchange.unprocessed)
+        return allowed
 
     # -- the body around PoolState's decisions ------------------------------------------------
 
-    def _checkout(self, t: Timeout, fresh: bool) -> tuple[HTTP11Connection, float]:
-        deadline: float | None = None
+    def _checkout(self, t: Timeout, fresh: bool) -> Exchange:
         while True:
-            doomed: list[tuple[HTTP11Connection, CloseReason]] = []
-            try:
-                with self._lock:
-                    self._settle_orphans()
-                    while True:
-                        if self._state.closed:
-                            raise PoolClosed(f"the pool for {self.origin} is closed")
-                        now = self._clock()
-                        action, conn = self._state.checkout(now, fresh, doomed)
-                        if action is not Action.WAIT:
-                            break
-                        if t.pool is not None and deadline is None:
-                            deadline = now + t.pool
-                        if deadline is not None and now >= deadline:
-                            break
-                        self._freed.wait(None if deadline is None else deadline - now)
-            finally:  # retired on the way, whatever happened next
-                for old, reason in doomed:
-                    self._close_socket(old, reason)
-            if action is Action.WAIT:
-                raise PoolTimeout(
-                    f"no connection to {self.origin} became free within {t.pool}s "
-                    f"(maxsize={self.maxsize}, block=True)"
-                )
-            if conn is None:
-                return self._dial(t), 0.0
+            order = self._order(t, fresh)
+            exchange = order.exchange
+            if order.dial:
+                return self._dial(order, t)
+            assert exchange is not None
+            if not order.needs_check:
+                return exchange
+            conn: Connection = exchange.conn
+            if conn.multiplexed and conn.watched:
+                watcher.pause(conn)  # in use from now on: its reads are ours
             try:
                 dead = conn.check_idle()  # outside the lock: the connection is ours now
             except BaseException:
-                self._discard(conn, CloseReason.ABANDONED)
+                self._abandon(exchange)
                 raise
             if dead is None:
-                return conn, self._clock() - conn.idle_since
+                return exchange
             with self._lock:
-                reason = self._state.dead_on_checkout(conn, dead, self._clock())
-                self._wake_one()
+                reason = self._state.dead_on_checkout(order, dead, self._clock())
             self._close_socket(conn, reason)
 
-    def _dial(self, t: Timeout) -> HTTP11Connection:
+    def _order(self, t: Timeout, fresh: bool) -> Order:
+        """An order filled now, or after waiting (up to ``t.pool``) for a stream or a dial."""
+        doomed: list[tuple[Connection, CloseReason]] = []
+        try:
+            with self._lock:
+                if self._orphans:
+                    doomed += self._settle_orphans()
+                if self._state.closed:
+                    raise PoolClosed(f"the pool for {self.origin} is closed")
+                order = self._state.checkout(self._clock(), fresh, doomed)
+                if order.action is Action.WAIT:  # filled later, under this lock: wake us then
+                    ready = threading.Event()
+                    order.wake = ready.set
+        finally:  # retired on the way, whatever happened next
+            if doomed:
+                self._close_all(doomed)
+        if order.action is not Action.WAIT:
+            return order
+        try:
+            filled = ready.wait(t.pool)
+        except BaseException:  # interrupted while waiting: leave nothing reserved
+            self._cancel(order, give_back=True)
+            raise
+        if not filled and self._cancel(order):
+            raise PoolTimeout(
+                f"no connection to {self.origin} became free within {t.pool}s "
+                f"(maxsize={self.maxsize}, block={self.block})"
+            )
+        if order.action is Action.WAIT:  # woken without a connection: the pool closed
+            raise PoolClosed(f"the pool for {self.origin} is closed")
+        return order
+
+    def _cancel(self, order: Order, give_back: bool = False) -> bool:
+        """Stop waiting; False if the order was filled meanwhile (given back if asked)."""
+        doomed: list[tuple[Connection, CloseReason]] = []
+        with self._lock:
+            if self._state.cancel(order):
+                return True
+            if give_back:
+                self._state.give_back(order, self._clock(), doomed)
+        self._close_all(doomed)
+        return False
+
+    def _dial(self, order: Order, t: Timeout) -> Exchange:
         try:
             ctx = self._tls.context() if self._tls is not None else None
             sock, timings = connect(self.origin, t.connect, ctx)
             try:
-                conn = HTTP11Connection(self.origin, sock, timings, self._clock)
+                conn = self._connection(sock, timings, t)
             except BaseException:
                 sock.close()
                 raise
         except BaseException:
+            doomed: list[tuple[Connection, CloseReason]] = []
             with self._lock:
-                self._state.dial_failed()
-                self._wake_one()
+                self._state.dial_failed(order, self._clock(), doomed)
+            self._close_all(doomed)
             raise
+        doomed = []
         with self._lock:
-            self._state.dialed(conn)
-        return conn
+            self._state.dialed(order, conn, self._clock(), doomed)
+        self._close_all(doomed)
+        assert order.exchange is not None
+        return order.exchange
 
-    def _release(self, conn: HTTP11Connection) -> None:
-        """Give back a connection whose response ended: kept, or closed with its reason."""
-        if conn.hangup_seen:  # reported while busy (rare): see whether the server really left
+    def _connection(self, sock: Any, timings: Any, t: Timeout) -> Connection:
+        """The driver for a new socket: HTTP/2 if ALPN chose it or we know the server speaks it."""
+        alpn = sock.selected_alpn_protocol() if self._tls is not None else None
+        if alpn == "h2" or (self._http2 == "prior-knowledge" and alpn is None):
+            return start_http2(self.origin, sock, timings, self._clock, t, self._on_conn_event)
+        return HTTP11Connection(self.origin, sock, timings, self._clock)
+
+    def _finish(self, exchange: Exchange) -> None:
+        """End an exchange whose response was read (or closed early and kept)."""
+        conn: Connection = exchange.conn
+        if conn.hangup_seen and not conn.multiplexed:
+            # Reported while busy (rare): see whether the server really left.
             conn.hangup_seen = False
-            conn.peer_closed = conn.reusable and conn.check_idle() is not None
+            if conn.accepting and conn.check_idle() is not None:
+                conn.accepting = False
+                conn.stop_reason = CloseReason.SERVER_CLOSED
+        doomed: list[tuple[Connection, CloseReason]] = []
         with self._lock:
-            to_close, reason = self._state.release(conn, self._clock())
-            kept = to_close is not conn
-            if kept and self._watch and not conn.watched:
-                conn.watched = True  # kept: have its hang-up reported from now on
-                watcher.watch(conn, self._watch_callback)
-            self._wake_one()
-        if to_close is not None and reason is not None:
-            self._close_socket(to_close, reason)
-        if kept and conn.hangup_seen:
+            self._state.finish(exchange, self._clock(), doomed)
+            if conn.accepting and conn.in_flight == 0 and self._watch:
+                self._watch_idle(conn)
+            if self._orphans:
+                doomed += self._settle_orphans()
+        if doomed:
+            self._close_all(doomed)
+        if conn.hangup_seen and not conn.multiplexed and conn.in_flight == 0:
             # Reported in the moment between the check above and the lock: check it now,
             # as the one-shot report is spent.
-            self._on_peer_closed(conn)
+            self._on_peer_event(conn)
 
-    def _discard(self, conn: HTTP11Connection, reason: CloseReason) -> None:
-        """Close a checked-out connection that must not be reused."""
+    def _failed(self, exchange: Exchange, exc: TransportError) -> None:
+        """End an exchange that failed. An HTTP/1.1 connection is then in an unknown state and
+        is closed; an HTTP/2 connection survives a stream's failure (its driver has already
+        stopped it if the failure was the connection's)."""
+        conn: Connection = exchange.conn
+        if not conn.multiplexed:
+            conn.accepting = False
+            conn.stop_reason = _reason_for(exc)
+        self._finish(exchange)
+
+    def _abandon(self, exchange: Exchange) -> None:
+        """End an exchange interrupted by an exception that was not the network's."""
+        exchange.conn.abandon(exchange)  # HTTP/2: reset the stream; HTTP/1.1: state unknown
+        self._finish(exchange)
+
+    def _stop(self, conn: Connection, reason: CloseReason) -> None:
+        doomed: list[tuple[Connection, CloseReason]] = []
         with self._lock:
-            reason = self._state.discard(conn, reason, self._clock())
-            self._wake_one()
-        self._close_socket(conn, reason)
+            self._state.stop(conn, reason, self._clock(), doomed)
+        self._close_all(doomed)
 
-    def _on_peer_closed(self, conn: Any) -> None:
-        """The watcher reported a hang-up on a pooled socket (FIN or reset).
+    def _on_conn_event(self, conn: HTTP2Connection, stopped: CloseReason | None) -> None:
+        """An HTTP/2 connection's capacity changed (SETTINGS) or it stopped (GOAWAY, error)."""
+        doomed: list[tuple[Connection, CloseReason]] = []
+        with self._lock:
+            if stopped is not None:
+                self._state.stop(conn, stopped, self._clock(), doomed)
+            else:
+                self._state.changed(conn, self._clock(), doomed)
+        self._close_all(doomed)
+
+    def _on_peer_event(self, conn: Any) -> None:
+        """The watcher reported a pooled socket readable or hung up (FIN or reset).
 
         The report is checked on the socket before anything is closed: epoll names sockets by
         descriptor number, and a report read just before a close can reach us after the number
-        went to a newer connection.
+        went to a newer connection. An idle HTTP/2 connection reads what arrived (PING,
+        SETTINGS, GOAWAY) in ``check_idle``.
         """
         with self._lock:
             claimed = self._state.claim_idle(conn)
         if not claimed:
-            return  # busy: checked when released
+            return  # busy: checked when its exchange finishes
         dead = conn.check_idle()
-        if dead is not None:
-            self._discard(conn, dead)
-            return
+        doomed: list[tuple[Connection, CloseReason]] = []
         with self._lock:
-            kept = self._state.restore(conn)
-            self._wake_one()
-        if not kept:
-            self._close_socket(conn, CloseReason.POOL_CLOSED)
+            if dead is not None:
+                doomed.append((conn, self._state.claimed_dead(conn, dead, self._clock())))
+            else:
+                self._state.restore(conn, doomed)
+                if conn.multiplexed and conn.accepting and self._watch:
+                    self._watch_idle(conn)
+        self._close_all(doomed)
 
-    def _settle_orphans(self) -> None:
-        # Under the lock: count the connections finalizers closed (list.pop is atomic).
+    def _watch_idle(self, conn: Connection) -> None:
+        # HTTP/1.1: registered once, for hang-ups only (a busy socket's data never wakes the
+        # watcher). HTTP/2: re-armed each time it goes idle, for anything readable (PING,
+        # SETTINGS, GOAWAY arrive while idle), and paused when it is checked out.
+        if conn.multiplexed:
+            conn.watched = True
+            watcher.watch(conn, self._watch_callback, readable=True)
+        elif not conn.watched:
+            conn.watched = True
+            watcher.watch(conn, self._watch_callback)
+
+    def _settle_orphans(self) -> list[tuple[Connection, CloseReason]]:
+        # Under the lock: end the exchanges of streamed responses dropped unread.
+        doomed: list[tuple[Connection, CloseReason]] = []
         while self._orphans:
-            conn = self._orphans.pop()
-            self._state.discard(conn, CloseReason.BODY_NOT_CONSUMED, self._clock())
-            self._wake_one()
+            exchange = self._orphans.pop()  # list.pop is atomic
+            self._state.finish(exchange, self._clock(), doomed)
+        return doomed
 
-    def _wake_one(self) -> None:
-        # Only a blocking pool has waiters; Condition.notify costs a lock probe even with none.
-        if self._state.block:
-            self._freed.notify()
+    def _close_all(self, doomed: list[tuple[Connection, CloseReason]]) -> None:
+        for conn, reason in doomed:
+            self._close_socket(conn, reason)
 
-    def _close_socket(self, conn: HTTP11Connection, reason: CloseReason) -> None:
+    def _close_socket(self, conn: Connection, reason: CloseReason) -> None:
         if conn.watched:
             watcher.forget(conn)
         conn.close(reason)
@@ -362,7 +459,11 @@ class ConnectionPool(Closing):
         """Close idle connections now and busy ones when their response ends; refuse new work."""
         with self._lock:
             idle = self._state.close()
-            self._freed.notify_all()
+            waiting = list(self._state.waiters)
+            self._state.waiters.clear()
+        for order in waiting:
+            if order.wake is not None:
+                order.wake()
         for conn in idle:
             self._close_socket(conn, CloseReason.POOL_CLOSED)
 
@@ -383,16 +484,16 @@ def _reason_for(exc: TransportError) -> CloseReason:
 
 
 class _PooledBody:
-    """A streamed response's hold on its connection; gives it back at the end or on close."""
+    """A streamed response's hold on its exchange; ends it at the end of the body or on close."""
 
-    __slots__ = ("_conn", "_failed", "_pool", "_request", "_timeout")
+    __slots__ = ("_exchange", "_failed", "_pool", "_request", "_timeout")
 
     def __init__(
-        self, pool: ConnectionPool, conn: HTTP11Connection, request: Request, timeout: Timeout
+        self, pool: ConnectionPool, exchange: Exchange, request: Request, timeout: Timeout
     ) -> None:
         self._pool: ConnectionPool | None = pool
         self._failed: BaseException | None = None
-        self._conn = conn
+        self._exchange = exchange
         self._request = request
         self._timeout = timeout
 
@@ -402,55 +503,59 @@ class _PooledBody:
             if self._failed is not None:  # never let a failed body look complete
                 raise StreamClosed(f"the response body failed earlier: {self._failed}")
             return b""
+        exchange = self._exchange
         try:
-            data = self._conn.read_body(self._request, self._timeout)
+            data: bytes = exchange.conn.read_body(exchange, self._request, self._timeout)
         except BaseException as exc:
             self._pool = None
             self._failed = exc
-            reason = _reason_for(exc) if isinstance(exc, TransportError) else CloseReason.ABANDONED
-            pool._discard(self._conn, reason)
+            if isinstance(exc, TransportError):
+                pool._failed(exchange, exc)
+            else:
+                pool._abandon(exchange)
             raise
         if not data:
             self._pool = None
-            pool._release(self._conn)
+            pool._finish(exchange)
         return data
+
+    def trailers(self) -> list[tuple[bytes, bytes]] | None:
+        trailers: list[tuple[bytes, bytes]] | None = self._exchange.conn.trailers(self._exchange)
+        return trailers
 
     def close(self) -> None:
         pool = self._pool
         if pool is None:
             return
         self._pool = None
-        if self._drain(pool._clock):
-            pool._release(self._conn)
-        else:
-            pool._discard(self._conn, CloseReason.BODY_NOT_CONSUMED)
-
-    def _drain(self, clock: Callable[[], float]) -> bool:
-        """Read what is left if it is little and comes quickly: then the connection is kept."""
-        conn = self._conn
-        if not conn.worth_draining(DRAIN_LIMIT):
-            return False
-        deadline = clock() + min(DRAIN_TIMEOUT, self._timeout.read or DRAIN_TIMEOUT)
-        drained = 0
+        exchange = self._exchange
+        conn: Connection = exchange.conn
         try:
-            while drained <= DRAIN_LIMIT:
-                remaining = deadline - clock()
-                if remaining <= 0:
-                    return False
-                piece = conn.read_body(self._request, Timeout(read=remaining))
-                if not piece:
-                    return True
-                drained += len(piece)
-        except TransportError:
-            pass
-        return False
+            reason = conn.close_early(exchange, self._request, self._timeout, pool._clock)
+        except BaseException:  # interrupted while draining: the exchange still ends
+            pool._abandon(exchange)
+            raise
+        if reason is not None:
+            pool._stop(conn, reason)
+        pool._finish(exchange)
 
     def __del__(self) -> None:
-        # A streamed response dropped without close(): don't leak its socket. The garbage
-        # collector may run this on a thread that holds the pool's lock, so the socket is
-        # closed here and the bookkeeping left for the pool's next checkout.
+        # A streamed response dropped without close(): don't leak its socket or stream. The
+        # garbage collector may run this on a thread that holds the pool's lock, so the
+        # connection's own side is settled here (HTTP/1.1: socket closed; HTTP/2: stream
+        # reset) and the pool's bookkeeping is left for the next locked call.
         pool = self._pool
-        if pool is not None:
-            self._pool = None
-            pool._close_socket(self._conn, CloseReason.BODY_NOT_CONSUMED)
-            pool._orphans.append(self._conn)
+        if pool is None:
+            return
+        self._pool = None
+        exchange = self._exchange
+        conn: Connection = exchange.conn
+        if conn.release_unread(exchange):
+            pool._close_socket(conn, CloseReason.BODY_NOT_CONSUMED)
+        pool._orphans.append(exchange)
+        if pool._lock.acquire(blocking=False):  # not held here: settle (and wake waiters) now
+            try:
+                doomed = pool._settle_orphans()
+            finally:
+                pool._lock.release()
+            pool._close_all(doomed)

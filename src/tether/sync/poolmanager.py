@@ -24,7 +24,7 @@ class PoolManager(Closing):
 
     Args:
         num_pools: how many pools to keep; the least recently used is closed beyond that.
-        maxsize, block, timeout, limits, watch_idle: passed to each ConnectionPool.
+        maxsize, block, timeout, limits, watch_idle, http2: passed to each ConnectionPool.
         verify, cert: TLS settings for https origins.
     """
 
@@ -85,17 +85,7 @@ class PoolManager(Closing):
             self._last = (origin, tls, pool)
         if evicted is not None:
             evicted.close()  # its busy connections close when their responses end
-            gone = evicted.stats()  # keep what it did, not what it held when evicted
-            gone = PoolStats(
-                0,
-                0,
-                0,
-                gone.connections_opened,
-                gone.requests,
-                gone.reuses,
-                gone.retries,
-                gone.closes,
-            )
+            gone = evicted.stats().history()  # what it did, not what it held when evicted
             with self._lock:
                 self._retired = self._retired + gone
         return pool
@@ -113,8 +103,15 @@ class PoolManager(Closing):
     ) -> Any:
         """urllib3's ``PoolManager.request``: a request for an absolute URL."""
         parsed = parse_url(url)
-        pool = self.pool_for(parsed.origin)
-        return pool.request(method, parsed.target, fields, headers, body, json, timeout, stream)
+        while True:
+            pool = self.pool_for(parsed.origin)
+            try:
+                return pool.request(
+                    method, parsed.target, fields, headers, body, json, timeout, stream
+                )
+            except PoolClosed:
+                if self._closed:
+                    raise  # evicted meanwhile (see send): try the origin's new pool
 
     def send(
         self,
@@ -124,13 +121,15 @@ class PoolManager(Closing):
         tls: TLSConfig | None = None,
     ) -> Any:
         """Send a built request through the pool for its origin."""
-        try:
-            return self.pool_for(request.url.origin, tls).send(request, timeout, stream)
-        except PoolClosed:
-            if self._closed:
-                raise
-            # Another thread evicted that pool between lookup and send (nothing was sent).
-            return self.pool_for(request.url.origin, tls).send(request, timeout, stream)
+        while True:
+            try:
+                return self.pool_for(request.url.origin, tls).send(request, timeout, stream)
+            except PoolClosed:
+                if self._closed:
+                    raise
+                # Another thread evicted that pool between lookup and send (nothing was sent):
+                # an open manager never lets that surface. Each turn makes a new pool, which
+                # only a busier thread evicting it again can close: the loop ends with them.
 
     def pools(self) -> list[ConnectionPool]:
         """The live pools, least recently used first."""

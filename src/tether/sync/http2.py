@@ -1,0 +1,794 @@
+"""One HTTP/2 connection shared by many threads: streams, flow control, GOAWAY, pings.
+
+The protocol is `protocol.http2.H2Protocol` (sans-I/O); this driver does the I/O and the
+waiting. Its two rules:
+
+- **Wire order.** Allocating a stream id, HPACK-encoding the headers and writing the HEADERS
+  frame happen as one step under ``_lock``, so ids, HPACK state and the bytes on the wire always
+  agree, whatever the threads do (httpx's threaded HTTP/2 breaks this rule and nginx answers
+  PROTOCOL_ERROR).
+- **Whoever waits reads.** There is no reader thread. A thread waiting for its stream takes
+  ``_read_lock`` if nobody holds it, reads the socket and dispatches what arrives to every
+  stream; the others sleep on their stream's event until their data is there or the reader
+  leaves (then one of them takes over). A single thread thus never hops threads, and many
+  threads hop only when one's data arrives on another's read.
+
+The pool's brain sees ``stream_limit`` (the server's max concurrent streams) and ``accepting``;
+a GOAWAY, a SETTINGS change or a connection failure is reported to the pool through
+``on_event`` (outside this connection's locks), so waiting requests go elsewhere at once.
+"""
+
+from __future__ import annotations
+
+import http
+import itertools
+import select
+import socket
+import ssl
+import threading
+from collections.abc import Callable, Iterable
+from typing import Literal
+
+from ..exceptions import (
+    ConnectError,
+    ReadError,
+    ReadTimeout,
+    RemoteProtocolError,
+    StreamReset,
+    TransportError,
+    WriteError,
+    WriteTimeout,
+)
+from ..io.sockets import DialInfo
+from ..lifecycle.exchange import Exchange
+from ..lifecycle.rules import CloseReason, Limits, expiry
+from ..models import Origin, Request, Timeout
+from ..protocol import http2 as h2p
+
+__all__ = ["H2ResponseHead", "HTTP2Connection", "HTTP2Mode", "start_http2"]
+
+HTTP2Mode = bool | Literal["prior-knowledge"]
+EventCallback = Callable[["HTTP2Connection", CloseReason | None], None]
+
+_RECV_SIZE = 65536
+# A connection silent this long gets a PING before it is reused: a silent close (no GOAWAY,
+# no FIN reaching us) would otherwise cost the request. At most one per silent period.
+PING_AFTER_IDLE = 4.0
+PING_TIMEOUT = 1.0
+_ids = itertools.count(1_000_001)  # distinct from HTTP/1.1 connection ids at a glance
+
+
+class H2ResponseHead:
+    """A response's status and headers as HTTP/2 delivered them."""
+
+    __slots__ = ("raw_headers", "status")
+
+    http_version = "HTTP/2"
+    has_body = True
+
+    def __init__(self, status: int, raw_headers: list[tuple[bytes, bytes]]) -> None:
+        self.status = status
+        self.raw_headers = raw_headers
+
+    @property
+    def reason(self) -> str:
+        """HTTP/2 has no reason phrase; the standard one for the status."""
+        try:
+            return http.HTTPStatus(self.status).phrase
+        except ValueError:
+            return ""
+
+
+class _Stream:
+    """One stream's inbox, filled by whichever thread reads and drained by its owner."""
+
+    __slots__ = (
+        "chunks",
+        "ended",
+        "error",
+        "event",
+        "head",
+        "id",
+        "owed",
+        "trailers",
+        "unprocessed",
+    )
+
+    def __init__(self, stream_id: int) -> None:
+        self.id = stream_id
+        self.event: threading.Event | None = None  # made only if its owner has to sleep
+        self.head: H2ResponseHead | None = None
+        self.chunks: list[bytes] = []
+        self.owed = 0  # flow-controlled bytes received and not yet acknowledged
+        self.ended = False
+        self.error: TransportError | None = None
+        self.trailers: list[tuple[bytes, bytes]] | None = None
+        self.unprocessed = False  # the server promised it never processed it (safe to resend)
+
+    def fail(self, error: TransportError, unprocessed: bool = False) -> None:
+        if self.error is None and not self.ended:
+            self.error = error
+            self.unprocessed = unprocessed
+        self.wake()
+
+    def wake(self) -> None:
+        event = self.event
+        if event is not None:
+            event.set()
+
+
+class HTTP2Connection:
+    """An HTTP/2 connection to one origin, owned by a pool, used by many threads at once."""
+
+    multiplexed = True
+    protocol = "h2"
+
+    def __init__(
+        self,
+        origin: Origin,
+        sock: socket.socket,
+        timings: DialInfo,
+        clock: Callable[[], float],
+        on_event: EventCallback,
+    ) -> None:
+        self.id = next(_ids)
+        self.origin = origin
+        self.timings = timings
+        self._sock = sock
+        self.fd = sock.fileno()
+        self._clock = clock
+        self._on_event = on_event
+        self._proto = h2p.H2Protocol()
+        self._lock = threading.Lock()  # protocol state and socket writes
+        self._read_lock = threading.Lock()  # who reads the socket
+        self._streams: dict[int, _Stream] = {}
+        self._waiting: set[_Stream] = set()  # streams whose owner sleeps on its event
+        self._writing = False  # inside a socket write (an interruption there breaks framing)
+        self._pings: dict[bytes, threading.Event] = {}
+        self._poller = select.poll()
+        self._poller.register(self.fd, select.POLLIN)
+        self._pending: Callable[[], int] = getattr(sock, "pending", int)  # TLS: buffered bytes
+        self._timeout_set: float | None = -1.0  # the socket's current timeout (-1: unknown)
+        self.created_at = clock()
+        self.idle_since = self.created_at
+        self.last_received = self.created_at
+        self.requests = 0
+        self.rtt = timings.connect
+        self.server_timeout: float | None = None  # HTTP/2 announces no idle timeout
+        self.server_max: int | None = None
+        self.expires_at = float("inf")
+        self.expiry_reason: CloseReason | None = None
+        self.watched = False
+        self.hangup_seen = False
+        self.close_reason: CloseReason | None = None
+        self.in_flight = 0
+        self.accepting = True
+        self.stop_reason: CloseReason | None = None
+        self.stream_limit = self._proto.peer_max_concurrent_streams
+        self.local_address = timings.local_address
+        self.remote_address = timings.remote_address
+        if isinstance(sock, ssl.SSLSocket):
+            cipher = sock.cipher()
+            self.tls: tuple[str | None, str | None, str | None] = (
+                sock.version(),
+                cipher[0] if cipher else None,
+                sock.selected_alpn_protocol(),
+            )
+        else:
+            self.tls = (None, None, None)
+
+    # -- set-up -------------------------------------------------------------------------------
+
+    def start(self, timeout: float | None) -> None:
+        """Send our preface and wait for the server's SETTINGS.
+
+        Waiting costs at most one round trip once per connection, and it means the first
+        requests already respect the server's stream limit: nghttpd, hypercorn and node answer
+        a client that exceeds it with GOAWAY, so assuming 100 would cost whole connections.
+        """
+        self._set_timeout(timeout)
+        try:
+            self._sock.sendall(self._proto.initiate())
+            while not self._proto.peer_settings_received:
+                data = self._sock.recv(_RECV_SIZE)
+                if not data:
+                    raise ConnectError(f"{self.origin} closed the connection before its SETTINGS")
+                events = self._proto.receive(data)
+                out = self._proto.data_to_send()
+                if out:
+                    self._sock.sendall(out)
+                self._apply_settings(events)
+        except TimeoutError:
+            raise ConnectError(f"{self.origin} sent no HTTP/2 SETTINGS within {timeout}s") from None
+        except h2p.H2ProtocolError as exc:
+            raise RemoteProtocolError(f"HTTP/2 set-up with {self.origin} failed: {exc}") from None
+        except OSError as exc:
+            raise ConnectError(f"HTTP/2 set-up with {self.origin} failed: {exc}") from None
+        self.last_received = self._clock()
+
+    def _apply_settings(self, events: list[h2p.Event]) -> None:
+        for event in events:
+            if isinstance(event, h2p.SettingsChanged):
+                self.stream_limit = max(event.max_concurrent_streams, 0)
+
+    # -- lifecycle questions the pool asks ----------------------------------------------------
+
+    def go_idle(self, now: float, limits: Limits, learned: float | None) -> CloseReason | None:
+        """Start an idle period: fix when it must end. A reason means: do not pool it at all."""
+        self.idle_since = now
+        self.expires_at, self.expiry_reason = expiry(self, limits, learned)
+        return self.expiry_reason if self.expires_at <= now else None
+
+    def check_idle(self) -> CloseReason | None:
+        """Read what an idle connection received (PING, SETTINGS, GOAWAY, EOF); None if fit.
+
+        A connection silent for ``PING_AFTER_IDLE`` is pinged first and must answer within
+        ``PING_TIMEOUT`` (or its round-trip estimate, if larger).
+        """
+        reason = self._read_idle()
+        if reason is not None or self._clock() - self.last_received < PING_AFTER_IDLE:
+            return reason
+        return self._ping()
+
+    def _read_idle(self) -> CloseReason | None:
+        if not self._poller.poll(0) and not self._pending():
+            return None  # the common case: nothing arrived while idle
+        if not self._read_lock.acquire(blocking=False):
+            return None  # someone is reading: it is in use, so it is alive
+        try:
+            self._set_timeout(0.0)
+            while True:
+                try:
+                    data = self._sock.recv(_RECV_SIZE)
+                except (BlockingIOError, TimeoutError, ssl.SSLWantReadError):
+                    break
+                except OSError:
+                    return CloseReason.SERVER_CLOSED_IDLE
+                if not data:
+                    return CloseReason.SERVER_CLOSED_IDLE
+                if not self._dispatch(data):
+                    return self.stop_reason or CloseReason.PROTOCOL_ERROR
+        finally:
+            self._read_lock.release()
+        if self._proto.goaway is not None or self._proto.closed:
+            return CloseReason.GOAWAY
+        return None
+
+    def _ping(self) -> CloseReason | None:
+        opaque = b"tether\x00\x01"
+        answered = threading.Event()
+        self._pings[opaque] = answered
+        try:
+            self._write(self._proto.ping(opaque))
+        except OSError:
+            return CloseReason.NETWORK_ERROR
+        deadline = self._clock() + max(PING_TIMEOUT, 4 * self.rtt)
+        stream = _Stream(0)
+        try:
+            self._wait(stream, answered.is_set, deadline, None)
+        except TransportError:
+            return CloseReason.PING_TIMEOUT
+        finally:
+            self._pings.pop(opaque, None)
+        return None
+
+    # -- one request --------------------------------------------------------------------------
+
+    def send_request(
+        self, exchange: Exchange, request: Request, timeout: Timeout
+    ) -> H2ResponseHead:
+        """Open a stream, send the request and wait for the response head.
+
+        A request refused before it was processed (the connection stopped taking streams, a
+        GOAWAY above its id, REFUSED_STREAM) sets ``exchange.unprocessed``: the pool may send it
+        again on another connection whatever its method.
+        """
+        url = request.url
+        fields = request.wire_headers().lower_items()
+        body = request.body
+        if isinstance(body, bytes) and body and not request.wire_headers().get("content-length"):
+            fields.append(("content-length", str(len(body))))
+        headers = h2p.request_headers(
+            request.method, url.origin.scheme, url.host_header, url.target, fields
+        )
+        stream = self._open_stream(exchange, request, headers, end=not body, timeout=timeout)
+        try:
+            if body:
+                self._send_body(exchange, stream, body, request, timeout)
+            sent_at = self._clock()
+            self._wait_for(stream, lambda: stream.head is not None, request, timeout)
+        except TransportError:
+            exchange.unprocessed = stream.unprocessed
+            raise
+        exchange.response_started = True
+        exchange.ttfb = ttfb = self._clock() - sent_at
+        if ttfb < self.rtt:
+            self.rtt = ttfb
+        assert stream.head is not None
+        return stream.head
+
+    def _open_stream(
+        self,
+        exchange: Exchange,
+        request: Request,
+        headers: list[tuple[bytes, bytes]],
+        end: bool,
+        timeout: Timeout,
+    ) -> _Stream:
+        # Id, HPACK state and wire order agree: one step under the lock.
+        with self._lock:
+            refused = None
+            if self._proto.goaway is not None or self._proto.closed or not self.accepting:
+                refused = f"the HTTP/2 connection to {self.origin} stopped taking new streams"
+            else:
+                try:
+                    stream_id, data = self._proto.send_headers(headers, end_stream=end)
+                except h2p.LocalProtocolError as exc:
+                    refused = f"cannot open a stream to {self.origin}: {exc}"
+            if refused is not None:
+                exchange.unprocessed = True  # nothing was sent: any method may go elsewhere
+                raise ReadError(refused, request=request)
+            stream = _Stream(stream_id)
+            self._streams[stream_id] = stream
+            exchange.stream = stream
+            exchange.stream_id = stream_id
+            # One socket timeout for both directions (Python has one): the read timeout, so
+            # that a request costs no settimeout call; writes here are small frames.
+            self._set_timeout(timeout.read)
+            failure = self._send_locked(data, exchange, request, timeout)
+        if failure is not None:
+            self._fail(failure[0], failure[1])
+            raise failure[1]
+        exchange.wrote_any = True
+        return stream
+
+    def read_all(self, exchange: Exchange, request: Request, timeout: Timeout) -> bytes:
+        """The whole body (flow-control credit is returned as it is read)."""
+        pieces: list[bytes] = []
+        while True:
+            piece = self.read_body(exchange, request, timeout)
+            if not piece:
+                return b"".join(pieces)
+            pieces.append(piece)
+
+    def read_body(self, exchange: Exchange, request: Request, timeout: Timeout) -> bytes:
+        """The next piece of the body; b"" once the stream ended."""
+        stream: _Stream = exchange.stream
+        if not stream.chunks and not stream.ended:
+            self._wait_for(stream, lambda: bool(stream.chunks) or stream.ended, request, timeout)
+        chunks = stream.chunks
+        if not chunks:
+            self._forget(stream)
+            return b""
+        stream.chunks = []
+        data = chunks[0] if len(chunks) == 1 else b"".join(chunks)
+        owed, stream.owed = stream.owed, 0
+        if stream.ended:
+            self._forget(stream)
+        if owed:
+            self._acknowledge(stream.id, owed)
+        return data
+
+    def trailers(self, exchange: Exchange) -> list[tuple[bytes, bytes]] | None:
+        stream: _Stream | None = exchange.stream
+        return stream.trailers if stream is not None else None
+
+    def close_early(
+        self, exchange: Exchange, request: Request, timeout: Timeout, clock: Callable[[], float]
+    ) -> CloseReason | None:
+        """A streamed response closed before its end: reset the stream (CANCEL); the
+        connection carries on for the others. Never a reason to close it."""
+        stream: _Stream | None = exchange.stream
+        if stream is not None:
+            if stream.ended:
+                self._forget(stream)
+            else:
+                self._reset(stream, h2p.ErrorCode.CANCEL, blocking=True)
+        return None
+
+    def abandon(self, exchange: Exchange) -> None:
+        """Interrupted by an exception that was not the network's: reset the stream. If the
+        interruption hit a socket write, the framing is broken and so is the connection."""
+        if self._writing:
+            self._fail(CloseReason.ABANDONED, None)
+            return
+        stream: _Stream | None = exchange.stream
+        if stream is not None and not stream.ended:
+            self._reset(stream, h2p.ErrorCode.CANCEL, blocking=True)
+
+    def release_unread(self, exchange: Exchange) -> bool:
+        """A streamed response was garbage-collected unread: reset its stream if that can be
+        done without waiting (a finalizer must not block). False: keep the connection."""
+        stream: _Stream | None = exchange.stream
+        if stream is not None and not stream.ended:
+            self._reset(stream, h2p.ErrorCode.CANCEL, blocking=False)
+        return False
+
+    # -- sending ------------------------------------------------------------------------------
+
+    def _send_body(
+        self,
+        exchange: Exchange,
+        stream: _Stream,
+        body: bytes | Iterable[bytes],
+        request: Request,
+        timeout: Timeout,
+    ) -> None:
+        """DATA frames as the peer's windows allow; END_STREAM after the last piece."""
+        pieces: Iterable[bytes] = (body,) if isinstance(body, bytes) else body
+        for piece in pieces:
+            view = memoryview(piece)
+            while view:
+                self._wait_for_window(stream, request, timeout)
+                if stream.ended:  # the server answered before the upload ended (RFC 9113 §8.1)
+                    return
+                if stream.error is not None:
+                    raise stream.error
+                with self._lock:
+                    chunk = bytes(view[: self._proto.send_window(stream.id)])
+                    failure = None
+                    if chunk:
+                        data = self._proto.send_data(stream.id, chunk, False)
+                        failure = self._send_locked(data, exchange, request, timeout)
+                if failure is not None:
+                    self._fail(failure[0], failure[1])
+                    raise failure[1]
+                view = view[len(chunk) :]
+        with self._lock:
+            failure = None
+            if not stream.ended and stream.error is None and not self._proto.closed:
+                failure = self._send_locked(
+                    self._proto.end_stream(stream.id), exchange, request, timeout
+                )
+        if failure is not None:
+            self._fail(failure[0], failure[1])
+            raise failure[1]
+
+    def _wait_for_window(self, stream: _Stream, request: Request, timeout: Timeout) -> None:
+        def credit() -> bool:
+            if stream.ended or stream.error is not None:
+                return True
+            try:
+                return self._proto.send_window(stream.id) > 0
+            except h2p.LocalProtocolError:  # the stream was reset meanwhile
+                return True
+
+        if not credit():
+            self._wait_for(stream, credit, request, timeout)
+
+    def _send_locked(
+        self, data: bytes, exchange: Exchange, request: Request, timeout: Timeout
+    ) -> tuple[CloseReason, TransportError] | None:
+        """Write under the lock; a failure is returned, to be handled once the lock is free."""
+        try:
+            self._write_locked(data)
+        except (TimeoutError, BlockingIOError, ssl.SSLWantWriteError):
+            return CloseReason.TIMEOUT, WriteTimeout(
+                f"writing to {self.origin} timed out after {timeout.write}s",
+                request=request,
+                may_have_reached_server=True,
+            )
+        except OSError as exc:
+            return CloseReason.NETWORK_ERROR, WriteError(
+                f"writing to {self.origin} failed: {exc}",
+                request=request,
+                may_have_reached_server=exchange.wrote_any,
+            )
+        return None
+
+    def _write(self, data: bytes) -> None:
+        with self._lock:
+            self._write_locked(data)
+
+    def _write_locked(self, data: bytes) -> None:
+        self._writing = True
+        self._sock.sendall(data)
+        self._writing = False
+
+    def _acknowledge(self, stream_id: int, n: int) -> None:
+        with self._lock:
+            if self._proto.closed:
+                return
+            try:
+                out = self._proto.acknowledge(stream_id, n)
+                if out:
+                    self._write_locked(out)
+            except (h2p.LocalProtocolError, OSError):
+                pass  # a failing connection: its reader reports it
+
+    def _reset(self, stream: _Stream, code: int, blocking: bool) -> None:
+        self._forget(stream)
+        if not self._lock.acquire(blocking=blocking):
+            return  # a finalizer on a busy connection: the stream stays open until it ends
+        try:
+            if not self._proto.closed:
+                self._write_locked(self._proto.reset_stream(stream.id, code))
+        except (h2p.LocalProtocolError, OSError):
+            pass  # the connection is failing; its reader will report it
+        finally:
+            self._lock.release()
+
+    # -- waiting and reading ------------------------------------------------------------------
+
+    def _wait_for(
+        self, stream: _Stream, ready: Callable[[], bool], request: Request, timeout: Timeout
+    ) -> None:
+        deadline = None if timeout.read is None else self._clock() + timeout.read
+        try:
+            self._wait(stream, ready, deadline, timeout.read)
+        except TransportError as exc:
+            if exc.request is None:
+                exc.request = request
+            if isinstance(exc, ReadTimeout) and stream.error is None:
+                self._reset(stream, h2p.ErrorCode.CANCEL, blocking=True)
+            raise
+
+    def _wait(
+        self,
+        stream: _Stream,
+        ready: Callable[[], bool],
+        deadline: float | None,
+        read_timeout: float | None,
+    ) -> None:
+        """Return once ``ready()``; read the socket meanwhile if nobody else does."""
+        waiting = self._waiting
+        read_lock = self._read_lock
+        while True:
+            if stream.error is not None:
+                raise stream.error
+            if ready():
+                return
+            remaining = None if deadline is None else deadline - self._clock()
+            if remaining is not None and remaining <= 0:
+                raise ReadTimeout(
+                    f"no response from {self.origin} within {read_timeout}s",
+                    may_have_reached_server=True,
+                )
+            if read_lock.acquire(blocking=False):
+                try:
+                    self._read_until(stream, ready, remaining, read_timeout)
+                finally:
+                    read_lock.release()
+                    self._hand_over()
+                continue
+            # Someone else reads: sleep until it hands us data or leaves. Registered before
+            # the last checks, so neither its dispatch nor its leaving can be missed.
+            event = stream.event
+            if event is None:
+                event = stream.event = threading.Event()
+            event.clear()
+            waiting.add(stream)
+            try:
+                if stream.error is None and not ready() and read_lock.locked():
+                    event.wait(remaining)
+            finally:
+                waiting.discard(stream)
+
+    def _read_until(
+        self,
+        stream: _Stream,
+        ready: Callable[[], bool],
+        remaining: float | None,
+        read_timeout: float | None,
+    ) -> None:
+        # Holding the read lock: read and dispatch until this stream is ready or failed. The
+        # socket's timeout is the read timeout; ``_wait`` keeps the overall deadline.
+        self._set_timeout(read_timeout)
+        while stream.error is None and not ready():
+            if self.close_reason is not None:
+                stream.fail(ReadError(f"the connection to {self.origin} was closed"))
+                return
+            try:
+                data = self._sock.recv(_RECV_SIZE)
+            except (TimeoutError, BlockingIOError, ssl.SSLWantReadError):
+                raise ReadTimeout(
+                    f"no response from {self.origin} within {read_timeout}s",
+                    may_have_reached_server=True,
+                ) from None
+            except (OSError, ValueError) as exc:  # ValueError: closed by another thread
+                self._fail(CloseReason.NETWORK_ERROR, f"reading from {self.origin} failed: {exc}")
+                return
+            if not data:
+                self._fail(CloseReason.SERVER_CLOSED, f"{self.origin} closed the connection")
+                return
+            if not self._dispatch(data):
+                return
+
+    def _hand_over(self) -> None:
+        # The reader left: wake one sleeper so that it takes over reading.
+        for other in tuple(self._waiting):
+            other.wake()
+            return
+
+    def _dispatch(self, data: bytes) -> bool:
+        """Feed what arrived to the protocol and the streams. False if the connection failed."""
+        self.last_received = self._clock()
+        error: h2p.H2ProtocolError | None = None
+        with self._lock:
+            try:
+                events = self._proto.receive(data)
+            except h2p.H2ProtocolError as exc:
+                events, error = exc.events, exc
+            out = self._proto.data_to_send()
+            if out:
+                try:
+                    self._write_locked(out)
+                except OSError:
+                    pass  # the read side reports the failure
+        report: CloseReason | None = None
+        changed = False
+        streams = self._streams
+        for event in events:
+            if isinstance(event, h2p.Data):
+                stream = streams.get(event.stream_id)
+                if stream is None:  # a stream nobody reads any more: refund the connection
+                    self._acknowledge(event.stream_id, event.flow_length)
+                    continue
+                stream.chunks.append(event.data)
+                stream.owed += event.flow_length
+                stream.ended = event.end_stream
+                stream.wake()
+            elif isinstance(event, h2p.ResponseHeaders):
+                stream = streams.get(event.stream_id)
+                if stream is not None:
+                    stream.head = H2ResponseHead(event.status, event.headers)
+                    stream.ended = event.end_stream
+                    stream.wake()
+            elif isinstance(event, h2p.GoAway):
+                self._goaway(event)
+                report = CloseReason.GOAWAY
+            elif isinstance(event, h2p.SettingsChanged):
+                self.stream_limit = max(event.max_concurrent_streams, 0)
+                changed = True
+                self._wake_all()  # a new initial window may let uploads go on
+            else:
+                self._other_event(event)
+        if error is not None:
+            self._fail(
+                CloseReason.PROTOCOL_ERROR, f"HTTP/2 protocol error from {self.origin}: {error}"
+            )
+            return False
+        if report is not None or changed:
+            self._on_event(self, report)
+        return True
+
+    def _other_event(self, event: object) -> None:
+        if isinstance(event, h2p.Trailers):
+            stream = self._streams.get(event.stream_id)
+            if stream is not None:
+                stream.trailers = event.headers
+                stream.ended = True
+                stream.wake()
+        elif isinstance(event, h2p.StreamReset):
+            self._stream_reset(event)
+        elif isinstance(event, h2p.WindowUpdated):
+            if event.stream_id == 0:
+                self._wake_all()
+            else:
+                stream = self._streams.get(event.stream_id)
+                if stream is not None:
+                    stream.wake()
+        elif isinstance(event, h2p.PingAcked):
+            answered = self._pings.get(event.opaque)
+            if answered is not None:
+                answered.set()
+
+    def _stream_reset(self, event: h2p.StreamReset) -> None:
+        stream = self._streams.pop(event.stream_id, None)
+        if stream is None:
+            return
+        refused = event.error_code == h2p.ErrorCode.REFUSED_STREAM and stream.head is None
+        who = "the server reset" if event.remote else "tether reset (invalid response on)"
+        detail = getattr(event, "message", "")
+        error = StreamReset(
+            f"{who} stream {event.stream_id} on {self.origin} "
+            f"({_code_name(event.error_code)}){': ' + detail if detail else ''}",
+            error_code=event.error_code,
+            may_have_reached_server=not refused,
+        )
+        stream.fail(error, unprocessed=refused)
+
+    def _goaway(self, event: h2p.GoAway) -> None:
+        # Streams above last_stream_id were not processed (RFC 9113 §6.8): any method may be
+        # sent again elsewhere. Those at or below it finish normally.
+        for stream_id, stream in list(self._streams.items()):
+            if stream_id > event.last_stream_id:
+                del self._streams[stream_id]
+                error = ReadError(
+                    f"{self.origin} sent GOAWAY (last stream {event.last_stream_id}, "
+                    f"{_code_name(event.error_code)}) before processing stream {stream_id}",
+                    may_have_reached_server=False,
+                )
+                stream.fail(error, unprocessed=True)
+
+    def _wake_all(self) -> None:
+        for stream in tuple(self._streams.values()):
+            stream.wake()
+
+    def _forget(self, stream: _Stream) -> None:
+        self._streams.pop(stream.id, None)
+
+    # -- failure and closing ------------------------------------------------------------------
+
+    def _fail(self, reason: CloseReason, message: str | TransportError | None) -> None:
+        """The connection is done for: every stream fails, the pool is told, the socket closed.
+
+        Safe to call with ``_lock`` held elsewhere: nothing here waits for it.
+        """
+        text = str(message) if message is not None else f"the connection to {self.origin} broke"
+        streams, self._streams = self._streams, {}
+        for stream in streams.values():
+            stream.fail(ReadError(text, may_have_reached_server=True))
+        if self.accepting:
+            self._on_event(self, reason)
+        self.close(reason)
+
+    def close(self, reason: CloseReason) -> None:
+        """Close the connection (exactly once): GOAWAY if it can be sent at once, then the socket.
+
+        Threads blocked reading or writing it are woken (shutdown) and fail their streams.
+        """
+        if self.close_reason is not None:
+            return
+        self.close_reason = reason
+        self.accepting = False
+        if self._lock.acquire(blocking=False):
+            try:
+                if not self._proto.closed and not self._writing:
+                    self._sock.setblocking(False)
+                    self._sock.send(self._proto.close())
+            except (OSError, ValueError):
+                pass
+            finally:
+                self._lock.release()
+        try:
+            # The plain socket's shutdown, also under TLS: it wakes a blocked reader without
+            # touching the TLS state another thread may be using.
+            socket.socket.shutdown(self._sock, socket.SHUT_RDWR)
+        except OSError:
+            pass
+        self._sock.close()
+        for stream in tuple(self._streams.values()):
+            stream.fail(
+                ReadError(
+                    f"the connection to {self.origin} was closed ({reason.name})",
+                    may_have_reached_server=True,
+                )
+            )
+
+    @property
+    def closed(self) -> bool:
+        return self.close_reason is not None
+
+    def _set_timeout(self, value: float | None) -> None:
+        if value != self._timeout_set:
+            self._timeout_set = value
+            self._sock.settimeout(value)
+
+    def __repr__(self) -> str:
+        state = f"closed: {self.close_reason.name}" if self.close_reason else "open"
+        return (
+            f"<HTTP2Connection #{self.id} {self.origin} streams={self.in_flight}/"
+            f"{self.stream_limit} requests={self.requests} {state}>"
+        )
+
+
+def _code_name(code: int) -> str:
+    try:
+        return h2p.ErrorCode(code).name
+    except ValueError:
+        return f"error code {code}"
+
+
+def start_http2(
+    origin: Origin,
+    sock: socket.socket,
+    timings: DialInfo,
+    clock: Callable[[], float],
+    timeout: Timeout,
+    on_event: EventCallback,
+) -> HTTP2Connection:
+    """A new HTTP/2 connection on a connected socket, its preface exchanged."""
+    conn = HTTP2Connection(origin, sock, timings, clock, on_event)
+    conn.start(timeout.connect)
+    return conn
