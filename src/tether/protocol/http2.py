@@ -692,7 +692,7 @@ class H2Protocol:
     def _fail(self, code: ErrorCode, message: str) -> NoReturn:
         """A connection error: queue GOAWAY, close, raise (with the events parsed so far)."""
         self._shut()
-        self._outbox.append(f.goaway(0, code, message.encode()[:128]))
+        self._outbox[:] = [f.goaway(0, code, message.encode()[:128])]  # queued ACKs are moot
         raise H2ProtocolError(message, error_code=code, events=self._events)
 
 
