@@ -6,13 +6,34 @@ test passes only if both agree on the wire.
 
 from __future__ import annotations
 
+import struct
+
 import h2.config
 import h2.connection
 import h2.events
 import h2.settings
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from jh2._hazmat import Encoder
 
-from tether.exceptions import LocalProtocolError
+from tether.exceptions import H2ProtocolError, LocalProtocolError
+from tether.protocol.h2frames import (
+    ACK,
+    CONTINUATION,
+    DATA,
+    END_HEADERS,
+    END_STREAM,
+    GOAWAY,
+    HEADERS,
+    PADDED,
+    PING,
+    PRIORITY,
+    PUSH_PROMISE,
+    RST_STREAM,
+    SETTINGS,
+    WINDOW_UPDATE,
+)
 from tether.protocol.http2 import (
     Data,
     ErrorCode,
@@ -193,7 +214,7 @@ def test_goaway_closes_streams_above_last_stream_id() -> None:
     ids = [pair.request() for _ in range(4)]
     pair.server.close_connection(error_code=0, last_stream_id=ids[1])
     events = pair.pump()
-    goaway = [e for e in events if isinstance(e, GoAway)][0]
+    goaway = next(e for e in events if isinstance(e, GoAway))
     assert goaway.last_stream_id == ids[1]
     assert pair.client.goaway == goaway
     assert pair.client.open_streams == 2
@@ -295,11 +316,11 @@ def test_local_misuse_is_refused() -> None:
 
 def test_large_request_headers_are_split_into_continuation() -> None:
     pair = Pair()
-    big = [("x-big-%d" % i, "v" * 1000) for i in range(40)]
+    big = [(f"x-big-{i}", "v" * 1000) for i in range(40)]
     head = request_headers("GET", "https", "example.com", "/", big)
     stream_id, frames = pair.client.send_headers(head, True)
     pair.pump(frames)
-    got = [e for e in pair.server_events if isinstance(e, h2.events.RequestReceived)][0]
+    got = next(e for e in pair.server_events if isinstance(e, h2.events.RequestReceived))
     assert len(got.headers) == 44 and got.stream_id == stream_id
 
 
@@ -328,3 +349,370 @@ def test_request_headers_drop_connection_specific_fields() -> None:
         (b"te", b"trailers"),
         (b"accept", b"text/html"),
     ]
+
+
+# ---- hostile input: raw frames ------------------------------------------------------------
+
+
+def raw(kind: int, flags: int, stream_id: int, payload: bytes = b"") -> bytes:
+    return struct.pack(">IBI", len(payload) << 8 | kind, flags, stream_id) + payload
+
+
+class Peer:
+    """A scripted server: a tether client after the preface, with stream 1 open."""
+
+    def __init__(self, method: bytes = b"GET", **client: int) -> None:
+        self.client = H2Protocol(**client)
+        self.client.initiate()
+        self.encoder = Encoder()
+        self.client.receive(raw(SETTINGS, 0, 0) + raw(SETTINGS, ACK, 0))
+        self.client.data_to_send()
+        self.stream = self.open(method)
+
+    def open(self, method: bytes = b"GET", end: bool = True) -> int:
+        head = [
+            (b":method", method),
+            (b":scheme", b"https"),
+            (b":authority", b"a"),
+            (b":path", b"/"),
+        ]
+        return self.client.send_headers(head, end)[0]
+
+    def block(self, fields: list[tuple[bytes, bytes]]) -> bytes:
+        return bytes(self.encoder.encode([(n, v, False) for n, v in fields]))
+
+    def head(self, stream_id: int, fields: list[tuple[bytes, bytes]], end: bool = False) -> bytes:
+        flags = END_HEADERS | (END_STREAM if end else 0)
+        return raw(HEADERS, flags, stream_id, self.block(fields))
+
+    def ok_head(self, stream_id: int | None = None, end: bool = False) -> bytes:
+        return self.head(
+            self.stream if stream_id is None else stream_id, [(b":status", b"200")], end
+        )
+
+    def connection_error(self, data: bytes, code: ErrorCode) -> H2ProtocolError:
+        with pytest.raises(H2ProtocolError) as info:
+            self.client.receive(data)
+        assert info.value.error_code == code
+        sent = self.client.data_to_send()
+        assert sent[3] == GOAWAY and struct.unpack(">I", sent[13:17])[0] == code
+        assert self.client.closed and self.client.open_streams == 0
+        with pytest.raises(LocalProtocolError):
+            self.client.receive(b"")
+        return info.value
+
+    def stream_error(self, data: bytes, code: ErrorCode = ErrorCode.PROTOCOL_ERROR) -> str:
+        before = self.client.open_streams
+        events = self.client.receive(data)
+        resets = [e for e in events if isinstance(e, StreamReset)]
+        assert [(r.stream_id, r.error_code, r.remote) for r in resets] == [
+            (self.stream, code, False)
+        ]
+        sent = self.client.data_to_send()
+        assert sent[:13] == raw(RST_STREAM, 0, self.stream, struct.pack(">I", code))
+        assert self.client.open_streams == before - 1
+        # the connection lives on: a new stream works
+        other = self.open()
+        events = self.client.receive(self.ok_head(other, end=True))
+        assert [type(e) for e in events] == [ResponseHeaders]
+        return resets[0].message
+
+
+@pytest.mark.parametrize(
+    ("kind", "stream_id", "length"),
+    [(SETTINGS, 0, 5), (PING, 0, 7), (WINDOW_UPDATE, 1, 3), (RST_STREAM, 1, 3), (PRIORITY, 1, 4)],
+)
+def test_frames_with_a_wrong_length(kind: int, stream_id: int, length: int) -> None:
+    Peer().connection_error(raw(kind, 0, stream_id, b"\0" * length), ErrorCode.FRAME_SIZE_ERROR)
+
+
+@pytest.mark.parametrize(
+    ("kind", "stream_id", "payload"),
+    [
+        (DATA, 0, b"x"),
+        (HEADERS, 0, b"\x88"),
+        (RST_STREAM, 0, b"\0\0\0\0"),
+        (PRIORITY, 0, b"\0" * 5),
+        (SETTINGS, 1, b""),
+        (PING, 1, b"\0" * 8),
+        (GOAWAY, 1, b"\0" * 8),
+        (CONTINUATION, 1, b""),
+        (PUSH_PROMISE, 1, b"\0\0\0\x02\x88"),
+    ],
+)
+def test_frames_on_the_wrong_stream(kind: int, stream_id: int, payload: bytes) -> None:
+    Peer().connection_error(raw(kind, END_HEADERS, stream_id, payload), ErrorCode.PROTOCOL_ERROR)
+
+
+def test_frame_larger_than_our_max_frame_size_fails_without_waiting_for_it() -> None:
+    header_only = struct.pack(">IBI", 16385 << 8 | DATA, 0, 1)
+    Peer().connection_error(header_only, ErrorCode.FRAME_SIZE_ERROR)
+
+
+def test_preface_must_start_with_settings() -> None:
+    client = H2Protocol()
+    client.initiate()
+    with pytest.raises(H2ProtocolError) as info:
+        client.receive(raw(PING, 0, 0, b"\0" * 8))
+    assert info.value.error_code == ErrorCode.PROTOCOL_ERROR
+
+
+def test_connection_error_carries_earlier_events() -> None:
+    peer = Peer()
+    error = peer.connection_error(
+        peer.ok_head() + raw(PING, 0, 0, b"short"), ErrorCode.FRAME_SIZE_ERROR
+    )
+    assert [type(e) for e in error.events] == [ResponseHeaders]
+
+
+def test_header_list_over_the_limit_ends_the_connection() -> None:
+    peer = Peer(max_header_list_size=1000)
+    big = peer.head(peer.stream, [(b":status", b"200"), (b"x-big", b"v" * 2000)])
+    peer.connection_error(big, ErrorCode.ENHANCE_YOUR_CALM)
+
+
+def test_undecodable_header_block_is_a_compression_error() -> None:
+    peer = Peer()
+    peer.connection_error(raw(HEADERS, END_HEADERS, 1, b"\xff\x00"), ErrorCode.COMPRESSION_ERROR)
+    peer = Peer()  # a truncated integer makes jh2's Rust decoder panic: caught all the same
+    peer.connection_error(
+        raw(HEADERS, END_HEADERS, 1, b"\xff\xff\xff"), ErrorCode.COMPRESSION_ERROR
+    )
+
+
+def test_endless_continuation_is_cut_off_by_size() -> None:
+    peer = Peer(max_header_list_size=4096)
+    flood = raw(HEADERS, 0, 1, b"\x88") + raw(CONTINUATION, 0, 1, b"\x00" * 16384) * 100
+    peer.connection_error(flood, ErrorCode.ENHANCE_YOUR_CALM)
+
+
+def test_endless_empty_continuation_is_cut_off_by_count() -> None:
+    peer = Peer()
+    flood = raw(HEADERS, 0, 1, b"\x88") + raw(CONTINUATION, 0, 1) * 10_000
+    peer.connection_error(flood, ErrorCode.ENHANCE_YOUR_CALM)
+
+
+def test_header_block_split_over_continuation_is_assembled() -> None:
+    peer = Peer()
+    block = peer.block([(b":status", b"200"), (b"x-a", b"1" * 100)])
+    data = raw(HEADERS, END_STREAM, 1, block[:3]) + raw(CONTINUATION, 0, 1, block[3:50])
+    data += raw(CONTINUATION, END_HEADERS, 1, block[50:])
+    (event,) = peer.client.receive(data)
+    assert isinstance(event, ResponseHeaders) and event.headers == [(b"x-a", b"1" * 100)]
+
+
+def test_interrupted_header_block_is_a_protocol_error() -> None:
+    peer = Peer()
+    data = raw(HEADERS, 0, 1, b"\x88") + raw(PING, 0, 0, b"\0" * 8)
+    peer.connection_error(data, ErrorCode.PROTOCOL_ERROR)
+
+
+@pytest.mark.parametrize(
+    "frame",
+    [
+        raw(PING, 0, 0, b"\0" * 8),
+        raw(SETTINGS, 0, 0),
+        raw(RST_STREAM, 0, 1, b"\0\0\0\0"),
+        raw(PRIORITY, 0, 1, b"\0" * 5),
+        raw(0x42, 0, 0, b"unknown"),
+    ],
+)
+def test_control_frame_flood_is_stopped(frame: bytes) -> None:
+    peer = Peer()
+    peer.connection_error(frame * 10_001, ErrorCode.ENHANCE_YOUR_CALM)
+
+
+def test_empty_data_flood_is_stopped() -> None:
+    peer = Peer()
+    peer.connection_error(peer.ok_head() + raw(DATA, 0, 1) * 10_001, ErrorCode.ENHANCE_YOUR_CALM)
+
+
+def test_control_budget_is_refilled_by_useful_frames() -> None:
+    peer = Peer()
+    peer.client.receive(peer.ok_head())
+    ping = raw(PING, 0, 0, b"\0" * 8)
+    for _ in range(3):
+        events = peer.client.receive((ping + raw(DATA, 0, 1, b"x")) * 8_000)
+        assert len(events) == 8_000
+        peer.client.acknowledge(1, 8_000)
+        peer.client.data_to_send()
+
+
+def test_data_beyond_the_stream_window_is_a_flow_control_error() -> None:
+    peer = Peer(stream_window=65_535)
+    chunk = raw(DATA, 0, 1, b"x" * 16_384)
+    peer.connection_error(
+        peer.ok_head() + chunk * 4 + raw(DATA, 0, 1, b"x" * 10), ErrorCode.FLOW_CONTROL_ERROR
+    )
+
+
+def test_data_beyond_the_connection_window_is_a_flow_control_error() -> None:
+    peer = Peer(connection_window=65_535)
+    second = peer.open()
+    data = peer.ok_head() + peer.ok_head(second) + raw(DATA, 0, 1, b"x" * 16_384) * 3
+    data += raw(DATA, 0, second, b"x" * 16_384) + raw(DATA, 0, second, b"x")
+    peer.connection_error(data, ErrorCode.FLOW_CONTROL_ERROR)
+
+
+def test_window_update_of_zero_on_the_connection() -> None:
+    Peer().connection_error(raw(WINDOW_UPDATE, 0, 0, b"\0\0\0\0"), ErrorCode.PROTOCOL_ERROR)
+
+
+def test_window_update_of_zero_on_a_stream_resets_it() -> None:
+    peer = Peer()
+    peer.stream = peer.open(end=False)
+    assert "WINDOW_UPDATE of 0" in peer.stream_error(
+        raw(WINDOW_UPDATE, 0, peer.stream, b"\0\0\0\0")
+    )
+
+
+def test_window_overflow() -> None:
+    big = struct.pack(">I", (1 << 31) - 1)
+    Peer().connection_error(raw(WINDOW_UPDATE, 0, 0, big), ErrorCode.FLOW_CONTROL_ERROR)
+    peer = Peer()
+    peer.stream = peer.open(end=False)
+    peer.stream_error(raw(WINDOW_UPDATE, 0, peer.stream, big), ErrorCode.FLOW_CONTROL_ERROR)
+
+
+MALFORMED_HEADS = {
+    "no :status": [(b"server", b"x")],
+    "repeated :status": [(b":status", b"200"), (b":status", b"200")],
+    "non-numeric :status": [(b":status", b"2xx")],
+    "request pseudo-header": [(b":status", b"200"), (b":path", b"/")],
+    "pseudo after regular": [(b"server", b"x"), (b":status", b"200")],
+    "uppercase name": [(b":status", b"200"), (b"Server", b"x")],
+    "connection-specific": [(b":status", b"200"), (b"connection", b"close")],
+    "transfer-encoding": [(b":status", b"200"), (b"transfer-encoding", b"chunked")],
+    "CR in value": [(b":status", b"200"), (b"x-a", b"a\rb")],
+    "LF in value": [(b":status", b"200"), (b"x-a", b"a\nb")],
+    "NUL in value": [(b":status", b"200"), (b"x-a", b"a\0b")],
+    "bad content-length": [(b":status", b"200"), (b"content-length", b"1x")],
+    "101 status": [(b":status", b"101")],
+}
+
+
+@pytest.mark.parametrize("name", list(MALFORMED_HEADS))
+def test_malformed_response_head_resets_only_its_stream(name: str) -> None:
+    peer = Peer()
+    assert peer.stream_error(peer.head(1, MALFORMED_HEADS[name]))
+
+
+def test_content_length_mismatch_resets_the_stream() -> None:
+    head = [(b":status", b"200"), (b"content-length", b"5")]
+    peer = Peer()
+    peer.stream_error(peer.head(1, head) + raw(DATA, 0, 1, b"123456"))
+    peer = Peer()
+    assert "content-length" in peer.stream_error(
+        peer.head(1, head) + raw(DATA, END_STREAM, 1, b"1234")
+    )
+
+
+def test_content_length_is_not_checked_for_head() -> None:
+    peer = Peer(method=b"HEAD")
+    head = peer.head(1, [(b":status", b"200"), (b"content-length", b"500")], end=True)
+    (event,) = peer.client.receive(head)
+    assert isinstance(event, ResponseHeaders) and event.end_stream
+
+
+def test_data_before_headers_resets_the_stream() -> None:
+    peer = Peer()
+    assert "before HEADERS" in peer.stream_error(raw(DATA, 0, 1, b"x"))
+
+
+def test_trailers_without_end_stream_reset_the_stream() -> None:
+    peer = Peer()
+    peer.stream_error(peer.ok_head() + peer.head(1, [(b"x-t", b"1")]))
+
+
+def test_padding_is_stripped_and_counted_for_flow_control() -> None:
+    peer = Peer()
+    padded = raw(DATA, PADDED | END_STREAM, 1, b"\x03abc\0\0\0")
+    events = peer.client.receive(peer.ok_head() + padded)
+    assert events[-1] == Data(1, b"abc", 7, True)
+    peer.connection_error(raw(DATA, PADDED, 3, b"\x09abc"), ErrorCode.PROTOCOL_ERROR)
+
+
+@pytest.mark.parametrize("stream_id", [2, 3, 101])
+def test_frames_on_streams_never_opened(stream_id: int) -> None:
+    peer = Peer()
+    peer.connection_error(peer.ok_head(stream_id), ErrorCode.PROTOCOL_ERROR)
+
+
+def test_data_on_a_stream_we_reset_is_ignored() -> None:
+    peer = Peer()
+    peer.client.receive(peer.ok_head())
+    peer.client.reset_stream(1)
+    assert (
+        peer.client.receive(raw(DATA, 0, 1, b"late") + peer.head(1, [(b"x", b"1")], end=True)) == []
+    )
+
+
+def test_data_after_the_peer_ended_the_stream() -> None:
+    peer = Peer()
+    peer.stream = peer.open(end=False)
+    peer.client.receive(peer.ok_head(peer.stream, end=True))
+    peer.stream_error(raw(DATA, 0, peer.stream, b"more"), ErrorCode.STREAM_CLOSED)
+    peer = Peer()
+    peer.client.receive(peer.ok_head(end=True))  # stream 1 fully closed
+    peer.connection_error(raw(DATA, 0, 1, b"more"), ErrorCode.STREAM_CLOSED)
+
+
+@pytest.mark.parametrize(
+    ("setting", "value", "code"),
+    [
+        (2, 1, ErrorCode.PROTOCOL_ERROR),
+        (2, 2, ErrorCode.PROTOCOL_ERROR),
+        (4, 1 << 31, ErrorCode.FLOW_CONTROL_ERROR),
+        (5, 16_383, ErrorCode.PROTOCOL_ERROR),
+        (5, 1 << 24, ErrorCode.PROTOCOL_ERROR),
+    ],
+)
+def test_invalid_settings(setting: int, value: int, code: ErrorCode) -> None:
+    Peer().connection_error(raw(SETTINGS, 0, 0, struct.pack(">HI", setting, value)), code)
+
+
+def test_settings_window_change_overflowing_a_stream() -> None:
+    peer = Peer()
+    peer.stream = peer.open(end=False)
+    peer.client.receive(raw(WINDOW_UPDATE, 0, peer.stream, struct.pack(">I", (1 << 31) - 65_536)))
+    grow = raw(SETTINGS, 0, 0, struct.pack(">HI", 4, 65_536))
+    peer.connection_error(grow, ErrorCode.FLOW_CONTROL_ERROR)
+
+
+def test_goaway_below_open_streams_then_late_frames_are_ignored() -> None:
+    peer = Peer()
+    refused = peer.open()
+    events = peer.client.receive(raw(GOAWAY, 0, 0, struct.pack(">II", 1, 0) + b"bye"))
+    assert events == [GoAway(1, 0, b"bye")]
+    assert peer.client.open_streams == 1
+    assert peer.client.receive(peer.ok_head(refused, end=True)) == []
+
+
+# ---- any split of a valid byte stream -----------------------------------------------------
+
+
+@given(st.lists(st.integers(min_value=0, max_value=25_000), max_size=12))
+@settings(max_examples=60, deadline=None)
+def test_any_split_gives_the_same_events(cuts: list[int]) -> None:
+    def fresh() -> tuple[H2Protocol, bytes]:
+        pair = Pair()
+        ids = [pair.request(path=f"/{i}") for i in range(3)]
+        for stream_id in ids:
+            pair.server.send_headers(stream_id, [(":status", "200"), ("x-id", str(stream_id))])
+        pair.server.send_data(ids[0], b"a" * 16_000, end_stream=True)
+        pair.server.send_data(ids[1], b"b" * 100, pad_length=20)
+        pair.server.send_headers(ids[1], [("x-trailer", "1")], end_stream=True)
+        pair.server.reset_stream(ids[2], error_code=ErrorCode.CANCEL)
+        pair.server.ping(b"pingpong")
+        return pair.client, pair.server.data_to_send()
+
+    whole_client, stream = fresh()
+    expected = whole_client.receive(stream)
+    split_client, same = fresh()
+    assert same == stream
+    events: list[object] = []
+    points = sorted({min(c, len(stream)) for c in cuts})
+    for start, end in zip([0, *points], [*points, len(stream)], strict=True):
+        events += split_client.receive(stream[start:end])
+    assert events == expected
+    assert split_client.open_streams == whole_client.open_streams == 0
