@@ -435,8 +435,8 @@ class Session:
         return json.dumps(doc).encode()
 
     def _fault(self, stream: _Stream, path: str, args: dict[str, list[str]]) -> None:
-        remote = self.h2.remote_settings
-        given = FaultInput(stream.id, args, remote.max_frame_size, remote.initial_window_size)
+        window = self.h2.local_flow_control_window(stream.id)
+        given = FaultInput(stream.id, args, self.h2.max_outbound_frame_size, window)
         chunks, after = FAULTS[path](given)  # arguments are checked before a byte is sent
         self._flush()  # raw bytes bypass h2: what it queued goes first
         for chunk in chunks:  # a client that closes or stops reading ends this (OSError)

@@ -53,7 +53,7 @@ class FaultInput:
     stream_id: int
     args: dict[str, list[str]]
     max_frame_size: int
-    stream_window: int
+    send_window: int  # what the server may send on the stream now (stream and connection)
 
 
 Fault = Callable[[FaultInput], tuple[Iterator[bytes], After]]
@@ -165,7 +165,9 @@ def _flood(ftype: int) -> Fault:
 def _window_violation(f: FaultInput) -> tuple[Iterator[bytes], After]:
     def chunks() -> Iterator[bytes]:
         yield _head(f, _OK, end_stream=False)
-        left = f.stream_window + 1  # one byte more than the client allowed this stream
+        # One byte more than the client allowed: a violation unless the client sends
+        # WINDOW_UPDATE while the burst is in flight (so: while its body is not being read).
+        left = f.send_window + 1
         block = b"w" * f.max_frame_size
         while left > 0:
             n = min(left, f.max_frame_size)
