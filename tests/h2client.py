@@ -201,8 +201,8 @@ class RawH2Client:
     exactly what the server chose to send.
     """
 
-    def __init__(self, port: int, *paths: str) -> None:
-        self.sock = _connect(port, None)
+    def __init__(self, port: int, *paths: str, host: str = "127.0.0.1") -> None:
+        self.sock = _connect(port, None, host)
         self.decoder = hpack.Decoder()
         self.buf = bytearray()
         self.eof = False

@@ -362,3 +362,23 @@ def test_nghttp_multiplexes_on_one_connection(server: H2TestServer) -> None:
     assert out.returncode == 0, out.stderr
     assert server.connections_accepted == 1
     assert server.streams_received == 5
+
+
+def test_too_many_streams_get_goaway_protocol_error() -> None:
+    with H2TestServer(max_concurrent_streams=1) as srv:
+        with RawH2Client(srv.port, "/slow?ms=100", "/slow?ms=100") as raw:
+            frames = raw.frames(timeout=5)
+        settings = next(f for f in frames if f.type == SETTINGS)
+        assert b"\x00\x03\x00\x00\x00\x01" in settings.payload  # MAX_CONCURRENT_STREAMS=1
+        assert [goaway_of(f)[1] for f in frames if f.type == GOAWAY] == [1]  # PROTOCOL_ERROR
+        assert srv.wait_open_connections(0)
+    assert srv.errors == []
+
+
+def test_ipv6_loopback() -> None:
+    with H2TestServer(host="::1") as srv:
+        assert srv.url == f"http://[::1]:{srv.port}"
+        with RawH2Client(srv.port, "/", host="::1") as raw:
+            frames = raw.frames(timeout=1)
+        assert answers(frames) == {1: "200"}
+    assert srv.errors == []

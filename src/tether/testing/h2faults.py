@@ -5,6 +5,15 @@ byte chunks and what the server does afterwards; ``h2server`` writes the chunks.
 blocks use only HPACK "literal without indexing, new name" fields without Huffman, so they
 never touch the dynamic table and the client's HPACK decoder stays in step with the
 server's ``h2`` encoder.
+
+Routes: ``no-status``, ``two-status``, ``conn-header`` (connection: keep-alive),
+``upper-name`` (``X-Upper``), ``big-headers?kb=128`` (HEADERS + CONTINUATION),
+``content-length`` (says 10, sends 5), ``data-after-end``: one malformed response each.
+``continuation-flood``: HEADERS without END_HEADERS, then CONTINUATION until 10 MiB or the
+client leaves, then close. ``settings-flood`` / ``ping-flood``: 50,000 frames, then the
+normal answer. ``invalid-frame``: a 7-byte PING, then close. ``window-violation``: DATA one
+byte past the send window (a violation only if the client sends no WINDOW_UPDATE for it
+meanwhile, i.e. while nobody reads the body).
 """
 
 from __future__ import annotations
