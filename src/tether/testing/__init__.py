@@ -1,5 +1,31 @@
-"""Public test utilities: a server that counts connections and misbehaves on cue, a slow proxy."""
+"""Public test utilities: servers that count connections and misbehave on cue, a slow proxy.
+
+``H2TestServer`` needs the ``h2`` package; it is imported on first use, so the HTTP/1.1
+``TestServer`` works without it.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
 
 from .testserver import DelayProxy, Exchange, TestServer, close_wait_count, pattern_bytes
 
-__all__ = ["DelayProxy", "Exchange", "TestServer", "close_wait_count", "pattern_bytes"]
+if TYPE_CHECKING:
+    from .h2server import H2TestServer
+
+__all__ = [
+    "DelayProxy",
+    "Exchange",
+    "H2TestServer",
+    "TestServer",
+    "close_wait_count",
+    "pattern_bytes",
+]
+
+
+def __getattr__(name: str) -> Any:
+    if name == "H2TestServer":
+        from .h2server import H2TestServer
+
+        return H2TestServer
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
