@@ -76,7 +76,35 @@ class AccessEntry:
     connection_requests: int = 0
 
 
-class ServerProcess:
+class AccessLogQueries:
+    """``requests_per_connection()`` and ``wait_for_requests()`` over ``access_log()``."""
+
+    name = "server"
+
+    def access_log(self) -> list[AccessEntry]:
+        """The requests the server has logged so far, oldest first."""
+        raise NotImplementedError
+
+    def requests_per_connection(self) -> Counter[str]:
+        """Connection key -> number of logged requests on it (len() = connections used)."""
+        return Counter(entry.connection for entry in self.access_log())
+
+    def wait_for_requests(self, count: int, timeout: float = 3.0) -> list[AccessEntry]:
+        """Poll the access log until it holds at least ``count`` entries; return them.
+
+        Raises ``AssertionError`` with what was logged if ``timeout`` passes first.
+        """
+        deadline = time.monotonic() + timeout
+        while True:
+            entries = self.access_log()
+            if len(entries) >= count:
+                return entries
+            if time.monotonic() >= deadline:
+                raise AssertionError(f"{self.name}: {len(entries)} of {count} requests logged")
+            time.sleep(0.02)
+
+
+class ServerProcess(AccessLogQueries):
     """Base class: one foreground server on ``ports_needed`` free loopback ports."""
 
     host = HOST
@@ -143,24 +171,6 @@ class ServerProcess:
     def access_log(self) -> list[AccessEntry]:
         """The requests the server has logged so far, oldest first."""
         return self._parse_access_log()
-
-    def requests_per_connection(self) -> Counter[str]:
-        """Connection key -> number of logged requests on it (len() = connections used)."""
-        return Counter(entry.connection for entry in self.access_log())
-
-    def wait_for_requests(self, count: int, timeout: float = 3.0) -> list[AccessEntry]:
-        """Poll the access log until it holds at least ``count`` entries; return them.
-
-        Raises ``AssertionError`` with what was logged if ``timeout`` passes first.
-        """
-        deadline = time.monotonic() + timeout
-        while True:
-            entries = self.access_log()
-            if len(entries) >= count:
-                return entries
-            if time.monotonic() >= deadline:
-                raise AssertionError(f"{self.name}: {len(entries)} of {count} requests logged")
-            time.sleep(0.02)
 
     # -- lifecycle --------------------------------------------------------------------------
 
