@@ -178,6 +178,7 @@ class Nginx(AccessLogQueries):
         if self.h2c:  # the h2c listener cannot answer HTTP/1.1: stats() needs its own
             status = f"""server {{
         listen {self.host}:{self.status_port};
+        access_log off;
         location = /nginx_status {{ stub_status; }}
     }}"""
         # As root the workers would drop to "nobody", who cannot read pytest's 0700 tmp dirs.
