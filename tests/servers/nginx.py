@@ -2,8 +2,24 @@
 
 ``Nginx(workdir, ...)`` writes ``nginx.conf`` plus the static files into ``workdir``, runs
 ``nginx -p workdir -c workdir/nginx.conf -e workdir/error.log`` in the foreground (one
-worker, no access log, every path inside ``workdir``) and stops it with SIGQUIT, then
-SIGTERM after 1 s, then SIGKILL (whole process group) after 2 s. Locations:
+worker, every path inside ``workdir``) and stops it with SIGQUIT, then SIGTERM after 1 s,
+then SIGKILL (whole process group) after 2 s.
+
+Protocols: plain HTTP/1.1 (default); TLS with ``ca=`` (HTTP/1.1, or ALPN h2 + http/1.1 with
+``http2=True``); ``h2c=True``: a cleartext listener that speaks h2 with prior knowledge ONLY
+(no Upgrade, no HTTP/1.1: curl ``--http2`` over ``http://`` fails with "HTTP/0.9"), plus a
+separate HTTP/1.1 ``status_port`` that ``stats()`` uses.
+
+HTTP/2 limits (measured on nginx 1.22): ``keepalive_requests=N`` sends GOAWAY(NO_ERROR,
+last = Nth stream) with the Nth response; ``keepalive_timeout`` sends GOAWAY(NO_ERROR) then
+FIN to an idle connection; ``max_concurrent_streams`` (``http2_max_concurrent_streams``) is
+announced in SETTINGS and extra streams get RST_STREAM(REFUSED_STREAM), the connection lives.
+
+``access_log()`` parses ``$connection $connection_requests $server_protocol $status
+$request_method $request_uri`` into ``AccessEntry`` (``connection`` = nginx's connection
+serial number, one per TCP connection; ``connection_requests`` = index on it).
+
+Locations:
 
 - ``/``          -> ``small.txt``, 13 bytes ``Hello, world!`` (text/plain)
 - ``/small.txt`` and ``/64k.bin`` (65536 bytes, application/octet-stream)
@@ -11,6 +27,11 @@ SIGTERM after 1 s, then SIGKILL (whole process group) after 2 s. Locations:
 - ``/search``    -> ``return 200 "$args\\n"``: echoes the query string
 - ``/status/404`` -> 404
 - ``/nginx_status`` -> stub_status; ``Nginx.stats()`` parses it (accepted connections!)
+- ``/slow``      -> answers after 200 ms; ``/slow/{seconds}`` after that long (at most 60 s).
+  nginx cannot sleep (no echo module here, and ``limit_rate`` works in whole seconds), so
+  these are proxied to an in-process ``tether.testing.TestServer`` whose ``/slow/{s}`` sleeps
+  and returns its JSON echo. Each h2 stream gets its own upstream connection, so concurrent
+  streams are slow in parallel (a stream really stays open ~200 ms).
 
 Request bodies up to 16 MiB are accepted.
 """
@@ -30,6 +51,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import trustme
+
+from tether.testing import TestServer
+
+from .process import AccessEntry, AccessLogQueries, normalize_protocol
 
 SMALL_BODY = b"Hello, world!"
 BIG_SIZE = 64 * 1024
@@ -71,15 +96,17 @@ class NginxStats:
     waiting: int
 
 
-class Nginx:
+class Nginx(AccessLogQueries):
     """One nginx instance; ``start()``/``stop()`` or use as a context manager.
 
     Attributes: ``host`` (127.0.0.1), ``port``, ``url`` (``http://127.0.0.1:PORT`` or
     ``https://...`` with TLS), ``keepalive_requests``, ``keepalive_timeout``, ``http2``,
-    ``ca`` and ``ca_file`` (the trustme CA and its PEM path, TLS only).
+    ``h2c``, ``max_concurrent_streams``, ``status_port`` (h2c only), ``ca`` and ``ca_file``
+    (the trustme CA and its PEM path, TLS only).
     """
 
     host = "127.0.0.1"
+    name = "nginx"
 
     def __init__(
         self,
@@ -90,18 +117,28 @@ class Nginx:
         keepalive_timeout: float = 75,
         ca: trustme.CA | None = None,
         http2: bool = False,
+        h2c: bool = False,
+        max_concurrent_streams: int = 128,
     ) -> None:
         if http2 and ca is None:
-            raise ValueError("http2 needs TLS (pass ca)")
+            raise ValueError("http2 needs TLS (pass ca); for cleartext h2 use h2c=True")
+        if h2c and ca is not None:
+            raise ValueError("h2c is cleartext: pass either h2c=True or ca, not both")
+        if max_concurrent_streams < 1:
+            raise ValueError(f"max_concurrent_streams must be >= 1, got {max_concurrent_streams}")
         self.workdir = workdir
         self.binary = binary
         self.keepalive_requests = keepalive_requests
         self.keepalive_timeout = keepalive_timeout
         self.ca = ca
         self.http2 = http2
+        self.h2c = h2c
+        self.max_concurrent_streams = max_concurrent_streams
         self.ca_file: Path | None = None
         self.port = 0
+        self.status_port = 0
         self._proc: subprocess.Popen[bytes] | None = None
+        self._upstream: TestServer | None = None
 
     @property
     def scheme(self) -> str:
@@ -133,9 +170,17 @@ class Nginx:
 
     def _config(self, tls: str) -> str:
         d = self.workdir
-        listen = (
-            f"{self.host}:{self.port}" + (" ssl" if tls else "") + (" http2" if self.http2 else "")
-        )
+        h2 = self.http2 or self.h2c
+        listen = f"{self.host}:{self.port}" + (" ssl" if tls else "") + (" http2" if h2 else "")
+        assert self._upstream is not None
+        slow = f"http://{self.host}:{self._upstream.port}"
+        status = ""
+        if self.h2c:  # the h2c listener cannot answer HTTP/1.1: stats() needs its own
+            status = f"""server {{
+        listen {self.host}:{self.status_port};
+        access_log off;
+        location = /nginx_status {{ stub_status; }}
+    }}"""
         # As root the workers would drop to "nobody", who cannot read pytest's 0700 tmp dirs.
         user = "user root;" if os.geteuid() == 0 else ""
         return f"""
@@ -146,7 +191,9 @@ pid {d}/nginx.pid;
 error_log {d}/error.log warn;
 events {{ worker_connections 512; }}
 http {{
-    access_log off;
+    log_format conn '$connection $connection_requests $server_protocol $status '
+                    '$request_method $request_uri';
+    access_log {d}/access.log conn;
     client_body_temp_path {d}/tmp/body;
     proxy_temp_path {d}/tmp/proxy;
     fastcgi_temp_path {d}/tmp/fastcgi;
@@ -156,6 +203,7 @@ http {{
     default_type text/plain;
     keepalive_requests {self.keepalive_requests};
     keepalive_timeout {self.keepalive_timeout}s;
+    http2_max_concurrent_streams {self.max_concurrent_streams};
     client_header_timeout 10s;
     client_body_timeout 10s;
     send_timeout 10s;
@@ -171,15 +219,20 @@ http {{
         location = /search {{ return 200 "$args\\n"; }}
         location = /status/404 {{ return 404; }}
         location = /nginx_status {{ stub_status; }}
+        location = /slow {{ proxy_pass {slow}/slow/0.2; }}
+        location /slow/ {{ proxy_pass {slow}; }}
     }}
+    {status}
 }}
 """
 
     def start(self) -> Nginx:
         """Start nginx and wait (up to 5 s) until it accepts connections."""
         tls = self._write_files()
+        self._upstream = TestServer().start()
         for _attempt in range(3):  # the free port may be taken before nginx binds it
             self.port = _free_port()
+            self.status_port = _free_port() if self.h2c else 0
             conf = self.workdir / "nginx.conf"
             conf.write_text(self._config(tls))
             (self.workdir / "error.log").write_text("")
@@ -196,6 +249,7 @@ http {{
             self._reap()
             if "Address already in use" not in self.error_log:
                 break
+        self._stop_upstream()
         raise RuntimeError(f"nginx did not start; error log:\n{self.error_log}")
 
     def _wait_ready(self) -> bool:
@@ -230,6 +284,12 @@ http {{
     def stop(self) -> None:
         """Stop nginx (SIGQUIT; SIGTERM after 1 s; SIGKILL after 2 s) and wait for it."""
         self._reap()
+        self._stop_upstream()
+
+    def _stop_upstream(self) -> None:
+        upstream, self._upstream = self._upstream, None
+        if upstream is not None:
+            upstream.stop()
 
     def __enter__(self) -> Nginx:
         return self.start()
@@ -246,7 +306,9 @@ http {{
     def stats(self) -> NginxStats:
         """Fetch ``/nginx_status`` on a fresh connection (which itself counts as one accept)."""
         conn: http.client.HTTPConnection
-        if self.ca is not None:
+        if self.h2c:
+            conn = http.client.HTTPConnection(self.host, self.status_port, timeout=5)
+        elif self.ca is not None:
             conn = http.client.HTTPSConnection(
                 self.host, self.port, timeout=5, context=self.ssl_context()
             )
@@ -267,3 +329,21 @@ http {{
             writing=int(words[13]),
             waiting=int(words[15]),
         )
+
+    def access_log(self) -> list[AccessEntry]:
+        """Requests nginx finished so far, oldest first (written when each one completes)."""
+        path = self.workdir / "access.log"
+        if not path.exists():
+            return []
+        entries = []
+        for line in path.read_text(errors="replace").splitlines():
+            fields = line.split(" ")
+            if len(fields) != 6:
+                continue
+            conn, index, proto, status, method, target = fields
+            entries.append(
+                AccessEntry(
+                    conn, normalize_protocol(proto), method, target, int(status), int(index)
+                )
+            )
+        return entries
