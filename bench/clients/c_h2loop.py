@@ -82,6 +82,11 @@ class TLSPipe:
         self.raw = socket.create_connection((ctx.host, ctx.port), timeout=30)
         try:
             self.raw.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            # Blocking calls bounded by the kernel (30 s) rather than a Python timeout,
+            # which would add a poll() system call before every recv and send.
+            self.raw.settimeout(None)
+            for opt in (socket.SO_RCVTIMEO, socket.SO_SNDTIMEO):
+                self.raw.setsockopt(socket.SOL_SOCKET, opt, struct.pack("ll", 30, 0))
             self.incoming, self.outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
             self.tls = ctx.ssl_context(["h2"]).wrap_bio(
                 self.incoming, self.outgoing, server_hostname=ctx.host
@@ -103,7 +108,10 @@ class TLSPipe:
         raise BadResponse("TLS handshake did not finish in 100 round trips")
 
     def _fill(self) -> None:
-        data = self.raw.recv(262144)
+        try:
+            data = self.raw.recv(262144)
+        except BlockingIOError:  # SO_RCVTIMEO expired
+            raise TimeoutError("no data from the server for 30 s") from None
         if not data:
             raise ConnectionError("server closed the connection")
         self.incoming.write(data)
