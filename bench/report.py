@@ -8,7 +8,7 @@ from __future__ import annotations
 import statistics
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from clients.registry import ROWS, ROWS_BY_KEY, SCENARIOS
 
@@ -79,111 +79,165 @@ def _ratio(a: float | None, b: float | None) -> float | None:
     return a / b if a is not None and b else None
 
 
-# (description, scenario, row, versus row, threshold, kind)
-#   kind "rps":    met when rps(row) / rps(versus) >= threshold
-#   kind "cpu":    met when cpu(row) / cpu(versus) <= threshold
-#   kind "info":   ratio shown, no threshold
-TARGETS: list[tuple[str, str, str, str, float | None, str]] = [
-    (
+class Target(NamedTuple):
+    """``num`` / ``den`` are (scenario, row) pairs, so a target may span scenarios.
+
+    kind "rps":  met when req/s(num) / req/s(den) >= threshold
+    kind "cpu":  met when CPU/req(num) / CPU/req(den) <= threshold
+    threshold None: the ratio is shown for reference, nothing is judged
+    """
+
+    description: str
+    num: tuple[str, str]
+    den: tuple[str, str]
+    threshold: float | None
+    kind: str = "rps"
+
+
+def _same(scenario: str, row: str, versus: str) -> tuple[tuple[str, str], tuple[str, str]]:
+    return (scenario, row), (scenario, versus)
+
+
+TARGETS: list[Target] = [
+    Target(
         "tether Session sequential small GET >= 0.8x socket loop",
-        "seq_small",
-        "tether-session",
-        "socket",
+        *_same("seq_small", "tether-session", "socket"),
         0.8,
-        "rps",
     ),
-    (
+    Target(
         "tether Session sequential small GET >= 1.25x pycurl",
-        "seq_small",
-        "tether-session",
-        "pycurl",
+        *_same("seq_small", "tether-session", "pycurl"),
         1.25,
-        "rps",
     ),
-    (
+    Target(
         "tether Session sequential small GET >= 5x requests Session",
-        "seq_small",
-        "tether-session",
-        "requests-session",
+        *_same("seq_small", "tether-session", "requests-session"),
         5.0,
-        "rps",
     ),
-    (
+    Target(
         "TLS: tether Session sequential small GET >= 0.8x socket loop",
-        "tls_seq",
-        "tether-session",
-        "socket",
+        *_same("tls_seq", "tether-session", "socket"),
         0.8,
-        "rps",
     ),
-    (
+    Target(
         "TLS: tether Session sequential small GET >= 1.25x pycurl",
-        "tls_seq",
-        "tether-session",
-        "pycurl",
+        *_same("tls_seq", "tether-session", "pycurl"),
         1.25,
-        "rps",
     ),
-    (
+    Target(
         "TLS: tether Session sequential small GET >= 5x requests Session",
-        "tls_seq",
-        "tether-session",
-        "requests-session",
+        *_same("tls_seq", "tether-session", "requests-session"),
         5.0,
-        "rps",
     ),
-    (
+    Target(
         "TLS: tether Session CPU per request <= 1.3x socket loop's",
-        "tls_seq",
-        "tether-session",
-        "socket",
+        *_same("tls_seq", "tether-session", "socket"),
         1.3,
         "cpu",
     ),
-    (
+    Target(
         "tether Session sequential 64 KiB GET >= 0.8x socket loop",
-        "seq_large",
-        "tether-session",
-        "socket",
+        *_same("seq_large", "tether-session", "socket"),
         0.8,
-        "rps",
     ),
-    (
+    Target(
         "tether Session CPU per request (sequential small) <= 1.3x socket loop's",
-        "seq_small",
-        "tether-session",
-        "socket",
+        *_same("seq_small", "tether-session", "socket"),
         1.3,
         "cpu",
     ),
-    (
+    Target(
         "tether 16 threads on one Session >= aiohttp 16 tasks",
-        "conc16",
-        "tether-session",
-        "aiohttp",
+        *_same("conc16", "tether-session", "aiohttp"),
         1.0,
-        "rps",
     ),
-    ("one-shot tether.get() >= requests.get()", "cold", "tether-get", "requests-get", 1.0, "rps"),
-    (
-        "HTTP/2, 16 streams on one connection: hand-written h2 loop vs httpx AsyncClient "
-        "http2 (reference)",
-        "h2_16",
-        "h2loop",
-        "httpx-async-h2",
-        None,
-        "info",
+    Target(
+        "one-shot tether.get() >= requests.get()",
+        *_same("cold", "tether-get", "requests-get"),
+        1.0,
     ),
-    (
-        "HTTP/2, 16 streams on one connection: hand-written h2 loop vs httpx Client http2 "
-        "from 16 threads (reference)",
-        "h2_16",
-        "h2loop",
-        "httpx-h2",
+    Target(
+        "HTTP/2: tether 16 threads on one connection >= 5x httpx Client http2 (16 threads)",
+        *_same("h2_16", "tether-h2", "httpx-h2"),
+        5.0,
+    ),
+    Target(
+        "HTTP/2: tether 16 threads on one connection >= 5x httpx AsyncClient http2 (16 tasks)",
+        *_same("h2_16", "tether-h2", "httpx-async-h2"),
+        5.0,
+    ),
+    Target(
+        "HTTP/2: tether 16 threads on one connection >= 0.5x the HTTP/2 frame loop",
+        *_same("h2_16", "tether-h2", "h2loop"),
+        0.5,
+    ),
+    Target(
+        "HTTP/2: tether sequential (h2_seq) >= 0.8x tether HTTP/1.1 over TLS sequential (tls_seq)",
+        ("h2_seq", "tether-h2"),
+        ("tls_seq", "tether-session"),
+        0.8,
+    ),
+    Target(
+        "HTTP/2 frame loop, 16 streams, vs h2load -m16 (reference)",
+        *_same("h2_16", "h2loop", "h2load"),
         None,
-        "info",
+    ),
+    Target(
+        "HTTP/2 frame loop, sequential, vs the socket loop over HTTP/1.1 TLS (reference)",
+        ("h2_seq", "h2loop"),
+        ("tls_seq", "socket"),
+        None,
     ),
 ]
+
+
+def _judge(t: Target, a: Summary, b: Summary) -> tuple[str, str]:
+    """(measured, verdict) cells of one target row."""
+    if t.kind == "cpu":
+        x, y, unit, digits = a.cpu_us, b.cpu_us, "µs/req", 1
+    else:
+        x, y, unit, digits = a.rps, b.rps, "req/s", 0
+    r = _ratio(x, y)
+    measured = f"{_fmt(r, 2)}x ({_fmt(x, digits)} / {_fmt(y, digits)} {unit})"
+    if t.threshold is None:
+        return measured, "reference only"
+    if r is None:
+        return measured, "n/a"
+    met = r <= t.threshold if t.kind == "cpu" else r >= t.threshold
+    return measured, "met" if met else "not met"
+
+
+def _targets_block(summaries: dict[tuple[str, str], Summary]) -> list[str]:
+    lines = [
+        "## Targets",
+        "",
+        "Ratios from this run: numerator row / denominator row (scenario in brackets).",
+        "",
+        "| target | numerator | denominator | measured | met? |",
+        "|---|---|---|---:|---|",
+    ]
+    for t in TARGETS:
+        cells = []
+        for sc, row in (t.num, t.den):
+            label = ROWS_BY_KEY[row].label_for(sc) if row in ROWS_BY_KEY else row
+            cells.append(f"{label} [{sc}]")
+        a, b = summaries.get(t.num), summaries.get(t.den)
+        head = f"| {t.description} | {cells[0]} | {cells[1]} |"
+        if a is None or b is None:
+            missing = t.num if a is None else t.den
+            lines.append(f"{head} n/a | not measured ({missing[1]} not run in {missing[0]}) |")
+            continue
+        if a.errors or b.errors:
+            bad = a if a.errors else b
+            lines.append(
+                f"{head} n/a | not measured: {ROWS_BY_KEY[bad.row].label} failed "
+                f"({'; '.join(bad.errors)[:160]}) |"
+            )
+            continue
+        measured, verdict = _judge(t, a, b)
+        lines.append(f"{head} {measured} | {verdict} |")
+    lines.append("")
+    return lines
 
 
 def _versions_block(info: dict[str, Any]) -> list[str]:
@@ -207,7 +261,86 @@ def _versions_block(info: dict[str, Any]) -> list[str]:
     return out
 
 
-def render(info: dict[str, Any], results: dict[tuple[str, str], list[dict[str, Any]]]) -> str:
+def summarize_all(
+    results: dict[tuple[str, str], list[dict[str, Any]]],
+) -> dict[tuple[str, str], Summary]:
+    return {
+        key: summarize(key[1], runs, SCENARIOS[key[0]].mode == "mem")
+        for key, runs in results.items()
+    }
+
+
+# bar colours by kind of row in the chart
+COLOURS = {"tether": "#d62728", "floor": "#7f7f7f", "peer": "#1f77b4"}
+FLOORS = ("socket", "h2loop")
+
+
+def write_chart(summaries: dict[tuple[str, str], Summary], path: Path) -> str:
+    """Horizontal bars of req/s, one panel per scenario: tether, the peers and the
+    pure-Python floors (the C ceilings, wrk and h2load, are left out: they would set
+    every axis).  Returns the Markdown line for RESULTS.md (a link, or why not)."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except Exception as e:  # the report must render without it
+        return f"Chart skipped: matplotlib not importable ({type(e).__name__}: {e})."
+    row_order = {r.key: i for i, r in enumerate(ROWS)}
+    panels = []
+    for sc in SCENARIOS.values():
+        keys = sorted(
+            (
+                k
+                for k in summaries
+                if k[0] == sc.key and sc.mode != "mem" and ROWS_BY_KEY[k[1]].kind != "external"
+            ),
+            key=lambda k: row_order[k[1]],
+        )
+        if keys:
+            panels.append((sc, [summaries[k] for k in keys]))
+    if not panels:
+        return "Chart skipped: no request-rate scenario was run."
+    heights = [0.8 + 0.32 * len(rows) for _, rows in panels]
+    fig, axes = plt.subplots(
+        len(panels), 1, figsize=(10, sum(heights)), gridspec_kw={"height_ratios": heights}
+    )
+    axes_list = list(axes) if len(panels) > 1 else [axes]
+    for ax, (sc, rows) in zip(axes_list, panels, strict=True):
+        labels = [ROWS_BY_KEY[s.row].label_for(sc.key) for s in rows]
+        values = [0.0 if s.errors or s.rps is None else s.rps for s in rows]
+        colours = [
+            COLOURS["tether"]
+            if s.row.startswith("tether")
+            else COLOURS["floor" if s.row in FLOORS else "peer"]
+            for s in rows
+        ]
+        ys = range(len(rows))
+        ax.barh(list(ys), values, color=colours)
+        top = max(values) or 1.0
+        for y, s, v in zip(ys, rows, values, strict=True):
+            text = f"FAILED: {s.errors[0][:60]}" if s.errors else f"{v:,.0f}"
+            ax.text(v + top * 0.01, y, text, va="center", fontsize=7)
+        ax.set_yticks(list(ys), labels, fontsize=7)
+        ax.invert_yaxis()
+        ax.set_xlim(0, top * 1.15)
+        ax.set_title(sc.title, fontsize=8, loc="left")
+        ax.tick_params(axis="x", labelsize=7)
+    axes_list[-1].set_xlabel("requests per second (median; red: tether, grey: pure-Python floors)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return (
+        f"![req/s per scenario: tether, peers and floors]({path.name}) "
+        f"(`{path.name}`, req/s from this run; C ceilings left out)"
+    )
+
+
+def render(
+    info: dict[str, Any],
+    results: dict[tuple[str, str], list[dict[str, Any]]],
+    chart: str | None = None,
+) -> str:
     lines: list[str] = []
     add = lines.append
     add("# tether benchmarks")
@@ -260,10 +393,10 @@ def render(info: dict[str, Any], results: dict[tuple[str, str], list[dict[str, A
     )
     add("")
 
-    summaries: dict[tuple[str, str], Summary] = {
-        key: summarize(key[1], runs, SCENARIOS[key[0]].mode == "mem")
-        for key, runs in results.items()
-    }
+    summaries = summarize_all(results)
+    if chart:
+        add(chart)
+        add("")
     row_order = {r.key: i for i, r in enumerate(ROWS)}
     for sc in SCENARIOS.values():
         keys = sorted((k for k in summaries if k[0] == sc.key), key=lambda k: row_order[k[1]])
@@ -334,47 +467,15 @@ def render(info: dict[str, Any], results: dict[tuple[str, str], list[dict[str, A
             )
         add("")
 
-    add("## Targets")
-    add("")
-    add("| target | measured | met? |")
-    add("|---|---:|---|")
-    for desc, sc_key, row, vs, threshold, kind in TARGETS:
-        a = summaries.get((sc_key, row))
-        b = summaries.get((sc_key, vs))
-        if a is None or b is None:
-            missing = row if a is None else vs
-            add(f"| {desc} | n/a | not measured ({missing} not run) |")
-            continue
-        if a.errors or b.errors:
-            bad = a if a.errors else b
-            add(
-                f"| {desc} | n/a | not measured: {ROWS_BY_KEY[bad.row].label} failed "
-                f"({'; '.join(bad.errors)[:120]}) |"
-            )
-            continue
-        if kind == "cpu":
-            r = _ratio(a.cpu_us, b.cpu_us)
-            verdict = (
-                "n/a"
-                if r is None or threshold is None
-                else ("met" if r <= threshold else "not met")
-            )
-        else:
-            r = _ratio(a.rps, b.rps)
-            verdict = (
-                "reference only"
-                if threshold is None
-                else ("n/a" if r is None else ("met" if r >= threshold else "not met"))
-            )
-        add(f"| {desc} | {_fmt(r, 2)}x | {verdict} |")
-    add("")
+    lines.extend(_targets_block(summaries))
     return "\n".join(lines)
 
 
 def write_report(
     info: dict[str, Any], results: dict[tuple[str, str], list[dict[str, Any]]], path: Path
 ) -> str:
-    text = render(info, results)
+    chart = write_chart(summarize_all(results), path.parent / "results.png")
+    text = render(info, results, chart)
     path.write_text(text)
     return text
 

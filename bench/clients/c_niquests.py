@@ -50,6 +50,27 @@ def session(ctx: Ctx) -> SyncClient:
     return SyncClient(get=get, close=s.close, info=_info())
 
 
+def session_h2(ctx: Ctx) -> SyncClient:
+    """A plain (not multiplexed) Session limited to HTTP/2: sequential requests."""
+    s = _session(ctx, 1, disable_http1=True, disable_http3=True)
+    url = ctx.url
+    sget = s.get
+    seen: set[str] = set()
+    add = seen.add
+
+    def get() -> tuple[int, bytes]:
+        r = sget(url)
+        add(_version_name(r.http_version))
+        return r.status_code, r.content  # type: ignore[return-value]
+
+    return SyncClient(
+        get=get,
+        close=s.close,
+        info=_info(),
+        describe=lambda: {"http_versions": ",".join(sorted(seen))},
+    )
+
+
 def multiplexed_h2(ctx: Ctx, p: Params) -> dict[str, Any]:
     """HTTP/2 on one connection the niquests way: ``Session(multiplexed=True)`` sends
     a batch of 16 lazy requests, ``gather()`` waits for them all, then the next

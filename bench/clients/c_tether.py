@@ -3,16 +3,19 @@
 If tether cannot be imported yet, the runner reports the row as
 "tether not importable: ..." instead of a number.
 
-Adding AsyncSession or HTTP/2 later: write ``async_session`` (an async factory
-returning ``AsyncClient``) or ``session_h2`` here and un-comment its Row in
-``clients/registry.py``.
+``session_h2`` is tether over HTTP/2 (``Session(http2=True)``).  Until tether has
+it, the row fails with the TypeError (or whatever tether raises); it never falls
+back to HTTP/1.1 silently: the first response must say ``HTTP/2``.
+
+Adding AsyncSession later: write ``async_session`` (an async factory returning
+``AsyncClient``) here and un-comment its Row in ``clients/registry.py``.
 """
 
 from __future__ import annotations
 
 import tether
 
-from .drivers import Ctx, SyncClient
+from .drivers import BadResponse, Ctx, SyncClient
 from .util import info
 
 
@@ -36,6 +39,32 @@ def session(ctx: Ctx) -> SyncClient:
 
     return SyncClient(
         get=get, close=s.close, connections=lambda: s.stats().connections_opened, info=_info()
+    )
+
+
+def session_h2(ctx: Ctx) -> SyncClient:
+    """One HTTP/2 Session: sequential in h2_seq, shared by 16 threads in h2_16."""
+    s = tether.Session(http2=True, verify=ctx.cafile)
+    url = ctx.url
+    sget = s.get
+    try:
+        first = sget(url)  # one probe request: HTTP/2 or the row fails
+        if first.http_version != "HTTP/2":
+            raise BadResponse(f"tether negotiated {first.http_version!r}, not HTTP/2")
+    except BaseException:
+        s.close()
+        raise
+
+    def get() -> tuple[int, bytes]:
+        r = sget(url)
+        return r.status, r.content
+
+    return SyncClient(
+        get=get,
+        close=s.close,
+        connections=lambda: s.stats().connections_opened,
+        info=_info(),
+        describe=lambda: {"http_versions": str(first.http_version)},
     )
 
 

@@ -186,8 +186,11 @@ def run_threads(make_get: Callable[[int], Get], p: Params, concurrency: int) -> 
     t0 = perf()
     deadline[0] = t0 + p.t
     barrier.wait(timeout=60)
+    # one deadline for all joins (not 60 s each), and a failed worker ends the wait
+    join_deadline = perf() + p.t + 60
     for th in threads:
-        th.join(timeout=p.t + 60)
+        while th.is_alive() and not errors and perf() < join_deadline:
+            th.join(timeout=0.05)
     wall = perf() - t0
     cpu = time.process_time() - cpu0
     if errors:

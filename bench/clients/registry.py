@@ -82,6 +82,17 @@ SCENARIOS: dict[str, Scenario] = {
             3000,
         ),
         Scenario(
+            "h2_seq",
+            "HTTP/2 over TLS, sequential (one stream at a time), one connection, 13-byte body",
+            "h2",
+            "small",
+            1,
+            "seq",
+            "tether-h2",
+            5000,
+            1500,
+        ),
+        Scenario(
             "h2_16",
             "HTTP/2 over TLS, 16 concurrent streams on one connection, 13-byte body",
             "h2",
@@ -129,6 +140,7 @@ SCENARIOS: dict[str, Scenario] = {
 }
 
 SEQ = ("seq_small", "seq_large", "tls_seq")
+H2 = ("h2_seq", "h2_16")
 MEM = ("idle_mem", "idle_mem_tls")
 
 
@@ -175,10 +187,17 @@ ROWS: list[Row] = [
         notes={"conc16": "16 threads, maxsize=16"},
     ),
     Row("tether-get", "tether.get() one-shot", "sync", {"cold": "c_tether:oneshot"}),
-    # Later, one line each (and a factory in c_tether.py):
+    Row(
+        "tether-h2",
+        "tether Session(http2=True)",
+        "sync",
+        _all("c_tether:session_h2", H2),
+        labels={"h2_16": "tether Session(http2=True) (16 threads)"},
+        notes={"*": "fails unless the response says HTTP/2", "h2_16": "16 threads, one Session"},
+    ),
+    # Later, one line (and a factory in c_tether.py):
     # Row("tether-async", "tether AsyncSession", "async",
     #     _all("c_tether:async_session", (*SEQ, "conc16"))),
-    # Row("tether-h2", "tether Session HTTP/2", "sync", {"h2_16": "c_tether:session_h2"}),
     # --- floors and ceilings ------------------------------------------------
     Row(
         "socket",
@@ -191,10 +210,14 @@ ROWS: list[Row] = [
     ),
     Row(
         "h2loop",
-        "hand-written h2 loop (h2 frames, raw TLS socket)",
+        "HTTP/2 frame loop (pure-Python floor)",
         "custom",
-        {"h2_16": "c_h2loop:run"},
-        notes={"h2_16": "16 streams in flight, refilled"},
+        _all("c_h2loop:run", H2),
+        notes={
+            "*": "raw frames, request HPACK-encoded once, jh2 decoder, memory-BIO TLS",
+            "h2_seq": "1 stream at a time",
+            "h2_16": "16 streams in flight, refilled",
+        },
     ),
     Row(
         "wrk",
@@ -210,9 +233,10 @@ ROWS: list[Row] = [
     ),
     Row(
         "h2load",
-        "h2load -c1 -m16 (C ceiling)",
+        "h2load -c1 (C ceiling)",
         "external",
-        {"h2_16": "h2load"},
+        _all("h2load", H2),
+        labels={"h2_seq": "h2load -c1 -m1 (C ceiling)", "h2_16": "h2load -c1 -m16 (C ceiling)"},
         notes={"*": "CPU includes process start-up"},
     ),
     # --- peers ----------------------------------------------------------------
@@ -224,6 +248,47 @@ ROWS: list[Row] = [
         per_thread=True,
         labels={"cold": "pycurl, new handle per request"},
         notes={"conc16": "16 threads, one handle each"},
+    ),
+    Row(
+        "pycurl-h2",
+        "pycurl HTTP/2 (reused handle)",
+        "sync",
+        {"h2_seq": "c_pycurl:reused_h2"},
+    ),
+    Row(
+        "pycurl-multi-h2",
+        "pycurl CurlMulti HTTP/2, 16 handles multiplexed",
+        "custom",
+        {"h2_16": "c_pycurl:multi_h2"},
+        notes={"h2_16": "PIPE_MULTIPLEX + PIPEWAIT: streams share one connection; refilled"},
+    ),
+    Row(
+        "curl-cffi",
+        "curl_cffi Session (HTTP/1.1)",
+        "sync",
+        _all("c_curl_cffi:session", (*SEQ, "conc16")),
+        notes={
+            "*": "no impersonation",
+            "conc16": "16 threads, one Session (a curl handle, so a connection, per thread)",
+        },
+    ),
+    Row(
+        "curl-cffi-h2",
+        "curl_cffi Session http_version=v2",
+        "sync",
+        _all("c_curl_cffi:session_h2", H2),
+        labels={"h2_16": "curl_cffi Session HTTP/2 (16 threads)"},
+        notes={
+            "*": "no impersonation",
+            "h2_16": "one Session; curl_cffi gives each thread its own handle and connection",
+        },
+    ),
+    Row(
+        "curl-cffi-async-h2",
+        "curl_cffi AsyncSession HTTP/2 (16 tasks)",
+        "async",
+        {"h2_16": "c_curl_cffi:async_session_h2"},
+        notes={"*": "no impersonation; max_clients=16 (one CurlMulti)"},
     ),
     Row(
         "urllib3",
@@ -257,7 +322,14 @@ ROWS: list[Row] = [
         labels={"cold": "httpx.get() one-shot"},
         notes={"conc16": "16 threads, one Client", "cold": "builds an SSL context per call"},
     ),
-    Row("httpx-h2", "httpx Client http2=True (16 threads)", "sync", {"h2_16": "c_httpx:client_h2"}),
+    Row(
+        "httpx-h2",
+        "httpx Client http2=True",
+        "sync",
+        _all("c_httpx:client_h2", H2),
+        labels={"h2_16": "httpx Client http2=True (16 threads)"},
+        notes={"h2_16": "one Client shared by 16 threads"},
+    ),
     Row(
         "httpx-async-h2",
         "httpx AsyncClient http2=True (16 tasks)",
@@ -272,6 +344,14 @@ ROWS: list[Row] = [
         venv="niquests",
         labels={"cold": "niquests.get() one-shot"},
         notes={"conc16": "16 threads, pool_maxsize=16"},
+    ),
+    Row(
+        "niquests-h2-session",
+        "niquests Session, HTTP/2 only",
+        "sync",
+        {"h2_seq": "c_niquests:session_h2"},
+        venv="niquests",
+        notes={"*": "disable_http1=True, not multiplexed"},
     ),
     Row(
         "niquests-h2",
