@@ -324,8 +324,8 @@ class PoolState(Generic[C]):
                 doomed.append((conn, self._count_close(conn.stop_reason)))
         elif conn.in_flight == 0:
             self._idle_or_close(conn, now, doomed)
-        else:
-            self._serve_waiters(now, doomed)
+            return
+        self._serve_waiters(now, doomed)  # a freed stream, or a freed slot to dial in
 
     def _idle_or_close(self, conn: C, now: float, doomed: Doomed[C]) -> None:
         reason = conn.go_idle(now, self.limits, self.learner.timeout)
