@@ -52,12 +52,14 @@ class ConnectionInfo:
     connection because it was safe (a reused one turned out dead, or an HTTP/2 server said it
     had not processed it). HTTP/2: ``protocol`` is ``"h2"``, ``stream_id`` the stream that
     carried it and ``streams_in_flight`` how many streams the connection carried (this one
-    included) when it started.
+    included) when it started; ``coalesced`` is True when the connection was made to another
+    host name whose certificate covers this one (``Session(coalesce=True)``).
     """
 
     # Built on every response, so it copies a few numbers and reads the rest from the connection.
     __slots__ = (
         "_conn",
+        "coalesced",
         "http_version",
         "idle_time",
         "request_number",
@@ -76,6 +78,7 @@ class ConnectionInfo:
         self.streams_in_flight: int = exchange.streams_in_flight
         self.retries = retries
         self.http_version = http_version
+        self.coalesced = False
 
     @property
     def protocol(self) -> str:

@@ -50,6 +50,8 @@ class Session(Closing):
         http2: ``True`` offers HTTP/2 to https servers by ALPN (the server chooses per
             connection; one HTTP/2 connection carries the requests of every thread);
             ``"prior-knowledge"`` also speaks HTTP/2 (h2c) to plain-http servers.
+        coalesce: let https hosts share an HTTP/2 connection when one verified certificate
+            covers them and they resolve to the same address (RFC 9113 §9.1.1); off by default.
     """
 
     def __init__(
@@ -65,6 +67,7 @@ class Session(Closing):
         limits: Limits = Limits(),
         watch_idle: bool = True,
         http2: HTTP2Mode = False,
+        coalesce: bool = False,
     ) -> None:
         self.headers = Headers({"User-Agent": USER_AGENT, "Accept": "*/*"})
         if headers:
@@ -79,6 +82,7 @@ class Session(Closing):
             limits=limits,
             watch_idle=watch_idle,
             http2=http2,
+            coalesce=coalesce,
         )
 
     def request(

@@ -16,7 +16,7 @@ from typing import Any
 from ..exceptions import ConnectError, ConnectTimeout, TLSError
 from ..models import Origin
 
-__all__ = ["DialInfo", "connect", "idle_socket_state"]
+__all__ = ["DialInfo", "connect", "idle_socket_state", "resolve"]
 
 
 @dataclass(slots=True)
@@ -67,6 +67,15 @@ def connect(
         raise ConnectError(f"TLS handshake with {origin} failed: {exc}") from None
     timings.tls = time.monotonic() - connected
     return _addresses(tls_sock, timings, origin), timings
+
+
+def resolve(host: str, port: int) -> list[str]:
+    """The addresses ``host`` resolves to (empty if it does not resolve)."""
+    try:
+        infos = socket.getaddrinfo(host.strip("[]"), port, type=socket.SOCK_STREAM)
+    except (socket.gaierror, UnicodeError):
+        return []
+    return [str(info[4][0]) for info in infos]
 
 
 def _addresses(sock: socket.socket, timings: DialInfo, origin: Origin) -> socket.socket:

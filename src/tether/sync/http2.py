@@ -41,6 +41,7 @@ from ..exceptions import (
     WriteTimeout,
 )
 from ..io.sockets import DialInfo
+from ..lifecycle.coalescing import cert_names
 from ..lifecycle.exchange import Exchange
 from ..lifecycle.rules import CloseReason, Limits, expiry
 from ..models import Origin, Request, Timeout
@@ -173,6 +174,8 @@ class HTTP2Connection:
         self.stream_limit = self._proto.peer_max_concurrent_streams
         self.local_address = timings.local_address
         self.remote_address = timings.remote_address
+        # Names a verified certificate covers: which other hosts may share it (coalescing).
+        self.cert_names: tuple[str, ...] = ()
         if isinstance(sock, ssl.SSLSocket):
             cipher = sock.cipher()
             self.tls: tuple[str | None, str | None, str | None] = (
@@ -180,6 +183,7 @@ class HTTP2Connection:
                 cipher[0] if cipher else None,
                 sock.selected_alpn_protocol(),
             )
+            self.cert_names = cert_names(sock.getpeercert())
         else:
             self.tls = (None, None, None)
 

@@ -36,6 +36,7 @@ from ..exceptions import (
 from ..io.sockets import connect
 from ..io.tls import CertTypes, TLSConfig, VerifyTypes
 from ..io.watcher import Callback, watcher
+from ..lifecycle.coalescing import may_coalesce
 from ..lifecycle.exchange import Exchange
 from ..lifecycle.poolstate import Action, Order, PoolState, PoolStats
 from ..lifecycle.rules import MAX_UNPROCESSED_RETRIES, CloseReason, Limits
@@ -152,6 +153,22 @@ class ConnectionPool(Closing):
         self._close_all(doomed)
         return stats
 
+    def can_carry(self, host: str, resolved: list[str]) -> bool:
+        """Could an HTTP/2 connection of this pool carry requests for ``host`` too?
+
+        Connection coalescing (RFC 9113 §9.1.1, see ``lifecycle.coalescing``): an open,
+        accepting HTTP/2 connection whose verified certificate covers ``host`` and which is
+        connected to one of the addresses ``host`` resolves to.
+        """
+        with self._lock:
+            conns = [*self._state.shared, *self._state.idle]
+        return any(
+            isinstance(c, HTTP2Connection)
+            and c.accepting
+            and may_coalesce(host, resolved, c.cert_names, c.remote_address[0])
+            for c in conns
+        )
+
     # -- requests -----------------------------------------------------------------------------
 
     def request(
@@ -221,6 +238,8 @@ class ConnectionPool(Closing):
                 self._abandon(exchange)
                 raise
         info = ConnectionInfo(exchange, retries, head.http_version)
+        if request.url.origin != self.origin:
+            info.coalesced = True  # carried by another host's connection (RFC 9113 §9.1.1)
         elapsed = self._clock() - started
         if stream:
             source = _PooledBody(self, exchange, request, t)

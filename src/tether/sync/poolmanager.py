@@ -9,9 +9,11 @@ from typing import Any
 
 from ..closing import Closing
 from ..exceptions import PoolClosed
+from ..io.sockets import resolve
 from ..io.tls import CertTypes, TLSConfig, VerifyTypes
 from ..models import HeaderInput, Origin, Request, Timeout, TimeoutTypes, parse_url
 from ..requestbody import FormTypes
+from ..response import Response
 from .pool import ConnectionPool, PoolStats
 
 __all__ = ["PoolKey", "PoolManager"]
@@ -26,6 +28,10 @@ class PoolManager(Closing):
         num_pools: how many pools to keep; the least recently used is closed beyond that.
         maxsize, block, timeout, limits, watch_idle, http2: passed to each ConnectionPool.
         verify, cert: TLS settings for https origins.
+        coalesce: let a request for one https host ride another host's HTTP/2 connection
+            when that connection's verified certificate covers it and the host resolves to the
+            same address (RFC 9113 §9.1.1; ``lifecycle.coalescing``). A 421 answer sends the
+            request again on the host's own connection and stops coalescing that host.
     """
 
     def __init__(
@@ -38,6 +44,7 @@ class PoolManager(Closing):
         verify: VerifyTypes = True,
         cert: CertTypes = None,
         headers: HeaderInput = None,
+        coalesce: bool = False,
         **pool_kwargs: Any,
     ) -> None:
         self.num_pools = max(1, num_pools)
@@ -50,6 +57,9 @@ class PoolManager(Closing):
         self._closed = False
         self._retired = PoolStats(0, 0, 0, 0, 0, 0, 0, {})
         self._last: tuple[Origin, TLSConfig | None, ConnectionPool] | None = None
+        self.coalesce = coalesce
+        self._coalesced: dict[tuple[Origin, TLSConfig | None], ConnectionPool] = {}
+        self._misdirected: set[Origin] = set()  # answered 421 once: never coalesced again
 
     def pool_for(self, origin: Origin, tls: TLSConfig | None = None) -> ConnectionPool:
         """The pool for ``origin`` (created if needed), most recently used from now on."""
@@ -121,15 +131,52 @@ class PoolManager(Closing):
         tls: TLSConfig | None = None,
     ) -> Any:
         """Send a built request through the pool for its origin."""
+        origin = request.url.origin
         while True:
             try:
-                return self.pool_for(request.url.origin, tls).send(request, timeout, stream)
+                pool = self._coalescing_pool(origin, tls) or self.pool_for(origin, tls)
+                response: Response = pool.send(request, timeout, stream)
             except PoolClosed:
                 if self._closed:
                     raise
                 # Another thread evicted that pool between lookup and send (nothing was sent):
                 # an open manager never lets that surface. Each turn makes a new pool, which
                 # only a busier thread evicting it again can close: the loop ends with them.
+                continue
+            if not (response.status == 421 and response.connection_info.coalesced):
+                return response
+            # Misdirected (RFC 9110 §15.5.20): the server did not process it on that
+            # connection. The host gets its own connection, now and from now on.
+            self._misdirected.add(origin)
+            self._coalesced.pop((origin, tls if origin.scheme == "https" else None), None)
+            if request.body is not None and not isinstance(request.body, bytes):
+                return response  # a one-shot body cannot be sent again: the caller sees 421
+            response.close()
+
+    def _coalescing_pool(self, origin: Origin, tls: TLSConfig | None) -> ConnectionPool | None:
+        """Another host's pool whose HTTP/2 connection may carry ``origin``'s requests."""
+        if not self.coalesce or origin.scheme != "https" or origin in self._misdirected:
+            return None
+        tls = tls or self.tls
+        known = self._coalesced.get((origin, tls))
+        if known is not None and not known.closed:
+            return known
+        with self._lock:
+            if (origin, tls, None) in self._pools:
+                return None  # it has a connection of its own
+            candidates = [
+                pool
+                for (o, t, _), pool in self._pools.items()
+                if o.scheme == "https" and o.port == origin.port and t == tls and o != origin
+            ]
+        if not candidates:
+            return None
+        resolved = resolve(origin.host, origin.port)
+        for pool in candidates:
+            if pool.can_carry(origin.host, resolved):
+                self._coalesced[(origin, tls)] = pool
+                return pool
+        return None
 
     def pools(self) -> list[ConnectionPool]:
         """The live pools, least recently used first."""

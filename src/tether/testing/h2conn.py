@@ -62,7 +62,17 @@ class _CloseNow(Exception):
 class _Stream:
     """One request stream as the server sees it."""
 
-    __slots__ = ("answered", "headers", "id", "ignored", "length", "method", "path", "sha")
+    __slots__ = (
+        "answered",
+        "authority",
+        "headers",
+        "id",
+        "ignored",
+        "length",
+        "method",
+        "path",
+        "sha",
+    )
 
     def __init__(self, sid: int, method: str, path: str, headers: list[Header]) -> None:
         self.id = sid
@@ -70,6 +80,7 @@ class _Stream:
         self.path = path
         self.headers = headers
         self.length = 0
+        self.authority = ""
         self.sha = hashlib.sha256()
         self.answered = False  # the server is done with it (END_STREAM, RST or a fault)
         self.ignored = False  # beyond a GOAWAY's last stream id: never answered
@@ -106,6 +117,7 @@ class Session:
         self.inbox = bytearray()
         self.eof = False
         self.goaway_last: int | None = None
+        self.first_authority: str | None = None  # the host whose request opened it
         self.seen = 0
         self.sel: selectors.BaseSelector = selectors.DefaultSelector()
 
@@ -271,6 +283,7 @@ class Session:
         regular = [(n, v) for n, v in fields if not n.startswith(b":")]
         sid = event.stream_id
         stream = _Stream(sid, pseudo.get(b":method", ""), pseudo.get(b":path", ""), regular)
+        stream.authority = pseudo.get(b":authority", "")
         self.streams[sid] = stream
         self.seen += 1
         self.server._count(streams=1)
@@ -371,6 +384,8 @@ class Session:
     # -- routes ------------------------------------------------------------------------------
 
     def _dispatch(self, stream: _Stream) -> None:
+        if self.first_authority is None:
+            self.first_authority = stream.authority
         with self.server._lock:
             record = (self.id, stream.id, stream.method, stream.path, stream.length)
             self.server.requests.append(record)
@@ -416,6 +431,11 @@ class Session:
             to = arg_int(args, "to", 1, 2**31 - 1)
             self.h2.update_settings({SettingCodes.MAX_CONCURRENT_STREAMS: to})
             self._hello(stream)
+        elif path == "/misdirected":  # 421 when another host opened this connection
+            if stream.authority != self.first_authority:
+                self._respond(stream, 421, [(b"content-type", b"text/plain")], b"misdirected\n")
+            else:
+                self._hello(stream)
         elif path == "/close-mid-stream":
             self._partial(stream)
             raise _CloseNow

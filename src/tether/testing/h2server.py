@@ -22,6 +22,8 @@ Routes (the path decides; bad arguments get 400 with a message naming them):
 - ``/rst-mid-body``: head (content-length 1000), 100 bytes, RST_STREAM(INTERNAL_ERROR).
 - ``/lower-streams?to=1``: SETTINGS MAX_CONCURRENT_STREAMS=to, then the hello answer.
 - ``/close-mid-stream``: head (content-length 1000), 100 bytes, then FIN without GOAWAY.
+- ``/misdirected``: 421 Misdirected Request when the connection was opened by a request for
+  another ``:authority`` (a server that refuses coalesced requests), the hello answer otherwise.
 - ``/bad/...``: malformed responses and floods, listed in ``h2faults.FAULTS``.
 
 Uploads: ``initial_window_size`` is the server's SETTINGS_INITIAL_WINDOW_SIZE; received
