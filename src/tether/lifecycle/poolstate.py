@@ -214,7 +214,7 @@ class PoolState(Generic[C]):
     def _fill(self, order: Order, now: float, doomed: Doomed[C]) -> bool:
         if not order.fresh:
             for conn in self.shared:
-                if conn.in_flight < conn.stream_limit and self._fit_for_more(conn, doomed):
+                if conn.in_flight < conn.stream_limit and self._fit_for_more(conn, now, doomed):
                     self._assign(order, conn, now, was_idle=False)
                     return True
             idle = self.idle
@@ -239,11 +239,15 @@ class PoolState(Generic[C]):
             self.dialing_shared += 1
         return True
 
-    def _fit_for_more(self, conn: C, doomed: Doomed[C]) -> bool:
-        # A busy multiplexed connection has no idle deadline; the request limit still applies.
-        limit = self.limits.max_requests
-        if limit is not None and conn.requests >= limit:
+    def _fit_for_more(self, conn: C, now: float, doomed: Doomed[C]) -> bool:
+        # A busy multiplexed connection has no idle deadline; the request limit and the
+        # lifetime still apply (it stops taking streams and closes when its last one ends).
+        limits = self.limits
+        if limits.max_requests is not None and conn.requests >= limits.max_requests:
             self._stop(conn, CloseReason.MAX_REQUESTS, doomed)
+            return False
+        if limits.max_lifetime is not None and now - conn.created_at >= limits.max_lifetime:
+            self._stop(conn, CloseReason.MAX_LIFETIME, doomed)
             return False
         return True
 
