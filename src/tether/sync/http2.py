@@ -150,7 +150,9 @@ class HTTP2Connection:
         self._read_lock = threading.Lock()  # who reads the socket
         self._streams: dict[int, _Stream] = {}
         self._waiting: set[_Stream] = set()  # streams whose owner sleeps on its event
-        self._writing = False  # inside a socket write (an interruption there breaks framing)
+        self._writer: int | None = None  # the thread inside a socket write, if any
+        self._out: list[bytes] = []  # frames queued in wire order (under _lock), not yet sent
+        self._write_lock = threading.Lock()  # who writes the socket
         self._pings: dict[bytes, threading.Event] = {}
         self._poller = select.poll()
         self._poller.register(self.fd, select.POLLIN)
@@ -269,9 +271,12 @@ class HTTP2Connection:
         answered = threading.Event()
         self._pings[opaque] = answered
         try:
-            self._write(self._proto.ping(opaque))
-        except OSError:
-            return CloseReason.NETWORK_ERROR
+            with self._lock:
+                self._out.append(self._proto.ping(opaque))
+            if self._flush() is not None:
+                return CloseReason.NETWORK_ERROR
+        except h2p.LocalProtocolError:
+            return CloseReason.PROTOCOL_ERROR
         deadline = self._clock() + max(PING_TIMEOUT, 4 * self.rtt)
         stream = _Stream(0)
         try:
@@ -345,11 +350,11 @@ class HTTP2Connection:
             # One socket timeout for both directions (Python has one): the read timeout, so
             # that a request costs no settimeout call; writes here are small frames.
             self._set_timeout(timeout.read)
-            failure = self._send_locked(data, exchange, request, timeout)
+            self._out.append(data)
+        exchange.wrote_any = True  # queued: from here on it may reach the server
+        failure = self._flush()
         if failure is not None:
-            self._fail(failure[0], failure[1])
-            raise failure[1]
-        exchange.wrote_any = True
+            raise failure
         return stream
 
     def read_all(self, exchange: Exchange, request: Request, timeout: Timeout) -> bytes:
@@ -399,7 +404,7 @@ class HTTP2Connection:
     def abandon(self, exchange: Exchange) -> None:
         """Interrupted by an exception that was not the network's: reset the stream. If the
         interruption hit a socket write, the framing is broken and so is the connection."""
-        if self._writing:
+        if self._writer == threading.get_ident():
             self._fail(CloseReason.ABANDONED, None)
             return
         stream: _Stream | None = exchange.stream
@@ -436,23 +441,18 @@ class HTTP2Connection:
                     raise stream.error
                 with self._lock:
                     chunk = bytes(view[: self._proto.send_window(stream.id)])
-                    failure = None
                     if chunk:
-                        data = self._proto.send_data(stream.id, chunk, False)
-                        failure = self._send_locked(data, exchange, request, timeout)
+                        self._out.append(self._proto.send_data(stream.id, chunk, False))
+                failure = self._flush()
                 if failure is not None:
-                    self._fail(failure[0], failure[1])
-                    raise failure[1]
+                    raise failure
                 view = view[len(chunk) :]
         with self._lock:
-            failure = None
             if not stream.ended and stream.error is None and not self._proto.closed:
-                failure = self._send_locked(
-                    self._proto.end_stream(stream.id), exchange, request, timeout
-                )
+                self._out.append(self._proto.end_stream(stream.id))
+        failure = self._flush()
         if failure is not None:
-            self._fail(failure[0], failure[1])
-            raise failure[1]
+            raise failure
 
     def _wait_for_window(self, stream: _Stream, request: Request, timeout: Timeout) -> None:
         def credit() -> bool:
@@ -466,34 +466,44 @@ class HTTP2Connection:
         if not credit():
             self._wait_for(stream, credit, request, timeout)
 
-    def _send_locked(
-        self, data: bytes, exchange: Exchange, request: Request, timeout: Timeout
-    ) -> tuple[CloseReason, TransportError] | None:
-        """Write under the lock; a failure is returned, to be handled once the lock is free."""
-        try:
-            self._write_locked(data)
-        except (TimeoutError, BlockingIOError, ssl.SSLWantWriteError):
-            return CloseReason.TIMEOUT, WriteTimeout(
-                f"writing to {self.origin} timed out after {timeout.write}s",
-                request=request,
-                may_have_reached_server=True,
-            )
-        except OSError as exc:
-            return CloseReason.NETWORK_ERROR, WriteError(
-                f"writing to {self.origin} failed: {exc}",
-                request=request,
-                may_have_reached_server=exchange.wrote_any,
-            )
+    def _flush(self) -> TransportError | None:
+        """Send what is queued, unless another thread is sending: it sends ours too.
+
+        Frames are queued in wire order under ``_lock`` (ids, HPACK and bytes agree) and
+        written outside it, so threads whose frames arrive while one writes share its next
+        write: one system call for many requests. A failed write fails the connection
+        (a frame may be half sent) and is returned to the caller.
+        """
+        while self._out:
+            if not self._write_lock.acquire(blocking=False):
+                return None  # the writer loops until the queue is empty
+            try:
+                with self._lock:
+                    out, self._out = self._out, []
+                if out:
+                    # An interruption inside sendall leaves _writer set: a frame may be half
+                    # sent, and abandon() then fails the connection.
+                    self._writer = threading.get_ident()
+                    self._sock.sendall(out[0] if len(out) == 1 else b"".join(out))
+                    self._writer = None
+            except (TimeoutError, BlockingIOError, ssl.SSLWantWriteError):
+                return self._write_failed(
+                    CloseReason.TIMEOUT, f"writing to {self.origin} timed out", WriteTimeout
+                )
+            except (OSError, ValueError) as exc:  # ValueError: closed by another thread
+                return self._write_failed(
+                    CloseReason.NETWORK_ERROR, f"writing to {self.origin} failed: {exc}", WriteError
+                )
+            finally:
+                self._write_lock.release()
         return None
 
-    def _write(self, data: bytes) -> None:
-        with self._lock:
-            self._write_locked(data)
-
-    def _write_locked(self, data: bytes) -> None:
-        self._writing = True
-        self._sock.sendall(data)
-        self._writing = False
+    def _write_failed(
+        self, reason: CloseReason, message: str, kind: type[TransportError]
+    ) -> TransportError:
+        self._writer = None
+        self._fail(reason, message)
+        return kind(message, may_have_reached_server=True)
 
     def _acknowledge(self, stream_id: int, n: int) -> None:
         with self._lock:
@@ -501,10 +511,12 @@ class HTTP2Connection:
                 return
             try:
                 out = self._proto.acknowledge(stream_id, n)
-                if out:
-                    self._write_locked(out)
-            except (h2p.LocalProtocolError, OSError):
-                pass  # a failing connection: its reader reports it
+            except h2p.LocalProtocolError:
+                return
+            if not out:
+                return
+            self._out.append(out)
+        self._flush()  # a failure is the connection's: its streams hear of it
 
     def _reset(self, stream: _Stream, code: int, blocking: bool) -> None:
         self._forget(stream)
@@ -512,11 +524,12 @@ class HTTP2Connection:
             return  # a finalizer on a busy connection: the stream stays open until it ends
         try:
             if not self._proto.closed:
-                self._write_locked(self._proto.reset_stream(stream.id, code))
-        except (h2p.LocalProtocolError, OSError):
-            pass  # the connection is failing; its reader will report it
+                self._out.append(self._proto.reset_stream(stream.id, code))
+        except h2p.LocalProtocolError:
+            pass
         finally:
             self._lock.release()
+        self._flush()
 
     # -- waiting and reading ------------------------------------------------------------------
 
@@ -636,10 +649,9 @@ class HTTP2Connection:
                 events, error = exc.events, exc
             out = self._proto.data_to_send()
             if out:
-                try:
-                    self._write_locked(out)
-                except OSError:
-                    pass  # the read side reports the failure
+                self._out.append(out)
+        if out:
+            self._flush()  # ACKs (and our GOAWAY after a protocol error)
         report: CloseReason | None = None
         changed = False
         streams = self._streams
@@ -757,15 +769,19 @@ class HTTP2Connection:
             return
         self.close_reason = reason
         self.accepting = False
-        if self._lock.acquire(blocking=False):
+        if self._write_lock.acquire(blocking=False):  # nobody mid-frame: a GOAWAY fits
             try:
-                if not self._proto.closed and not self._writing:
-                    self._sock.setblocking(False)
-                    self._sock.send(self._proto.close())
+                if self._lock.acquire(blocking=False):
+                    try:
+                        if not self._proto.closed:
+                            self._sock.setblocking(False)
+                            self._sock.send(self._proto.close())
+                    finally:
+                        self._lock.release()
             except (OSError, ValueError):
                 pass
             finally:
-                self._lock.release()
+                self._write_lock.release()
         try:
             # The plain socket's shutdown, also under TLS: it wakes a blocked reader without
             # touching the TLS state another thread may be using.
