@@ -205,6 +205,11 @@ class HTTP2Connection:
                 data = self._sock.recv(_RECV_SIZE)
                 if not data:
                     raise ConnectError(f"{self.origin} closed the connection before its SETTINGS")
+                if data.startswith(b"HTTP/1."):
+                    raise RemoteProtocolError(
+                        f"{self.origin} answered in HTTP/1.x: it does not speak HTTP/2 with prior "
+                        "knowledge (use http2=True for ALPN on https, or leave http2 off)"
+                    )
                 events = self._proto.receive(data)
                 out = self._proto.data_to_send()
                 if out:
