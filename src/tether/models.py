@@ -7,6 +7,7 @@ refused here, before any connection is touched.
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from collections.abc import Iterable, Iterator, Mapping, MutableMapping
 from dataclasses import dataclass
@@ -36,6 +37,28 @@ class Origin(NamedTuple):
     scheme: str
     host: str
     port: int
+
+    @classmethod
+    def of(cls, scheme: str, host: str, port: int | None = None) -> Origin:
+        """The origin of ``scheme://host:port``, validated; ``port`` defaults to the scheme's.
+
+        ``host`` is a name, an IPv4 address or an IPv6 address with or without its brackets
+        (``"::1"`` and ``"[::1]"`` are the same origin); names are lower-cased and IDNA-encoded.
+        """
+        if not isinstance(scheme, str) or scheme.lower() not in DEFAULT_PORTS:
+            raise InvalidURL(f"unsupported scheme {scheme!r} (http, https)")
+        scheme = scheme.lower()
+        if not isinstance(host, str) or not host.strip("[]"):
+            raise InvalidURL(f"invalid host {host!r}")
+        if host.startswith("[") and host.endswith("]"):
+            host = host[1:-1]
+            if ":" not in host:
+                raise InvalidURL(f"only an IPv6 address goes in brackets, not {host!r}")
+        if port is None:
+            port = DEFAULT_PORTS[scheme]
+        elif isinstance(port, bool) or not isinstance(port, int) or not 0 < port < 65536:
+            raise InvalidURL(f"invalid port {port!r} for host {host!r} (1-65535)")
+        return cls(scheme, _check_host(host.lower(), host), port)
 
     def __str__(self) -> str:
         host = f"[{self.host}]" if ":" in self.host else self.host
@@ -67,7 +90,7 @@ class URL:
         host = parts.hostname or ""
         if not host:
             raise InvalidURL(f"URL has no host: {url!r}")
-        host = _ascii_host(host, url)
+        host = _check_host(host, url)
         if port is None:
             port = DEFAULT_PORTS[scheme]
         elif port == 0:
@@ -110,7 +133,14 @@ class URL:
         return hash(self._text)
 
 
-def _ascii_host(host: str, url: str) -> str:
+def _check_host(host: str, url: str) -> str:
+    """``host`` (lower case, no brackets) as it goes to the resolver; InvalidURL names ``url``."""
+    if ":" in host:
+        try:
+            ipaddress.IPv6Address(host)
+        except ValueError:
+            raise InvalidURL(f"invalid IPv6 address {host!r} in {url!r}") from None
+        return host
     if host.isascii():
         if any(c in host for c in "@/\\%"):
             raise InvalidURL(f"invalid host {host!r} in {url!r}")
