@@ -327,6 +327,12 @@ class Headers(MutableMapping[str, str]):
         assert self._framing is not None
         return self._framing
 
+    def wire(self) -> tuple[bytes, tuple[bool, bool, bool]]:
+        """``encode()`` and ``framing()`` together."""
+        encoded = self.encode()
+        assert self._framing is not None
+        return encoded, self._framing
+
     def __eq__(self, other: object) -> bool:
         if isinstance(other, Headers):
             return sorted((k, v) for k, _, v in self._items) == sorted(
@@ -386,13 +392,24 @@ class Timeout:
 
 TimeoutTypes = Timeout | float | tuple[float, float] | None
 
+
+class RequestFraming(NamedTuple):
+    """What a protocol needs to put a request on the wire (see ``Request.framing``)."""
+
+    header_block: bytes  # the caller's header lines, encoded (``Headers.encode``)
+    has_host: bool
+    has_length: bool  # the caller gave Content-Length or Transfer-Encoding (checked)
+    wants_close: bool
+    declared_length: int | None  # the caller's Content-Length for an iterable body
+
+
 IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "TRACE", "PUT", "DELETE"})
 
 
 class Request:
     """One HTTP request, validated: what a pool sends. Build it with a Session or a pool."""
 
-    __slots__ = ("_headers", "_shared", "body", "declared_length", "method", "url")
+    __slots__ = ("_headers", "_shared", "body", "method", "url")
 
     def __init__(
         self,
@@ -422,12 +439,28 @@ class Request:
         else:
             self.body = body
         # The body's framing is tether's; headers that would contradict it are refused here,
-        # before anything is sent (a mismatch would make the server read a second request).
-        self.declared_length: int | None = None
-        if self._headers.framing()[1]:
-            self._check_framing()
+        # before anything is sent (a mismatch would make the server read a second request),
+        # and again by ``framing()`` when the request is encoded, whatever changed in between.
+        self.framing()
 
-    def _check_framing(self) -> None:
+    def framing(self) -> RequestFraming:
+        """The header block to send and the framing facts, checked against the body now.
+
+        Every protocol calls this where it encodes the request (HTTP/1.1 and HTTP/2 alike):
+        headers changed after construction (``req.headers["Content-Length"] = "1"``) are
+        checked here, so a Content-Length that does not match the body never reaches the wire.
+        Raises InvalidHeader. Costs one cache probe when no framing header was given.
+        """
+        block, (has_host, has_length, close) = self._headers.wire()
+        declared = self._check_framing() if has_length else None
+        return RequestFraming(block, has_host, has_length, close, declared)
+
+    @property
+    def declared_length(self) -> int | None:
+        """The caller's Content-Length for an iterable body (None: tether frames the body)."""
+        return self.framing().declared_length
+
+    def _check_framing(self) -> int | None:
         headers, body = self._headers, self.body
         length = headers.get("content-length")
         coding = headers.get("transfer-encoding")
@@ -439,16 +472,16 @@ class Request:
                     f"Transfer-Encoding {coding!r} is only accepted as 'chunked' with an "
                     f"iterable body; tether frames bytes bodies with Content-Length itself"
                 )
-            return
-        assert length is not None
+            return None
+        if length is None:
+            return None  # both removed since the cached framing facts were computed
         if not length.strip().isdigit():
             raise InvalidHeader(f"invalid Content-Length {length!r}")
         declared = int(length)
         size = 0 if body is None else len(body) if isinstance(body, bytes) else None
         if size is not None and size != declared:
             raise InvalidHeader(f"Content-Length {declared} does not match a {size}-byte body")
-        if size is None:
-            self.declared_length = declared  # an iterable body sent as is, counted
+        return declared if size is None else None  # an iterable body is sent as is, counted
 
     @property
     def headers(self) -> Headers:
