@@ -117,6 +117,9 @@ class HTTP11Connection:
         On failure raises a TransportError; ``wrote_any`` and ``response_started`` then tell the
         pool whether a retry is allowed.
         """
+        # Checked here, where the bytes are made: headers may have changed since the Request
+        # was built, and a Content-Length that lies about the body would smuggle a request.
+        block, has_host, has_length, wants_close, declared = request.framing()
         self.requests += 1
         self.wrote_any = False
         self.response_started = False
@@ -126,9 +129,6 @@ class HTTP11Connection:
             reader = self._reader = ResponseReader(head_request=request.method == "HEAD")
         else:
             reader.restart(head_request=request.method == "HEAD")
-        headers = request.wire_headers()
-        block = headers.encode()
-        has_host, has_length, wants_close = headers.framing()
         url = request.url
         body = request.body
         data = encode_request(
@@ -144,7 +144,7 @@ class HTTP11Connection:
         try:
             self._write(data)
             if body is not None and not isinstance(body, bytes):
-                self._write_stream(body, request.declared_length)
+                self._write_stream(body, declared)
         except (TimeoutError, BlockingIOError):  # BlockingIOError: a kernel timeout
             raise WriteTimeout(
                 f"writing the request to {self.origin} timed out after {timeout.write}s",
