@@ -8,6 +8,7 @@ refused here, before any connection is touched.
 from __future__ import annotations
 
 import ipaddress
+import itertools
 import re
 from collections.abc import Iterable, Iterator, Mapping, MutableMapping
 from dataclasses import dataclass
@@ -204,6 +205,10 @@ def check_target(target: str) -> str:
     return target
 
 
+# Header versions: unique across all Headers (itertools.count's next is atomic under the GIL).
+_versions = itertools.count()
+_Wire = tuple[int, bytes, tuple[bool, bool, bool]]  # (version, encoded, framing)
+
 HeaderInput = Union["Headers", Mapping[str, str], Iterable[tuple[str, str]], None]
 
 
@@ -212,14 +217,18 @@ class Headers(MutableMapping[str, str]):
 
     ``headers["set-cookie"]`` joins repeated values with ", "; ``get_list()`` returns them apart.
     Names and values are validated when set: CR, LF and NUL are refused (header injection).
+
+    The wire form is cached with the version of the headers it was made from, and every change
+    takes a new version: a thread that encodes while another changes the headers (a session's
+    defaults, shared by every request) may store a stale form, but nobody will use it.
     """
 
-    __slots__ = ("_encoded", "_framing", "_items")
+    __slots__ = ("_cache", "_items", "_version")
 
     def __init__(self, headers: HeaderInput = None) -> None:
         self._items: list[tuple[str, str, str]] = []  # (lower name, name, value)
-        self._encoded: bytes | None = None
-        self._framing: tuple[bool, bool, bool] | None = None
+        self._version = next(_versions)
+        self._cache: _Wire | None = None
         if headers is not None:
             pairs = headers.items() if isinstance(headers, Mapping) else headers
             if isinstance(headers, Headers):
@@ -241,7 +250,7 @@ class Headers(MutableMapping[str, str]):
         """Append a value, keeping any existing ones (for repeated headers)."""
         name, value = _check_header(name, value)
         self._items.append((name.lower(), name, value))
-        self._encoded = None
+        self._version = next(_versions)  # after the change: see _fill
 
     def get_list(self, name: str) -> list[str]:
         """Every value of ``name``, in the order received."""
@@ -259,7 +268,7 @@ class Headers(MutableMapping[str, str]):
         key = name.lower()
         self._items = [item for item in self._items if item[0] != key]
         self._items.append((key, name, value))
-        self._encoded = None
+        self._version = next(_versions)
 
     def __delitem__(self, name: str) -> None:
         key = name.lower()
@@ -267,7 +276,7 @@ class Headers(MutableMapping[str, str]):
         if len(kept) == len(self._items):
             raise KeyError(name)
         self._items = kept
-        self._encoded = None
+        self._version = next(_versions)
 
     def __contains__(self, name: object) -> bool:
         if not isinstance(name, str):
@@ -290,12 +299,14 @@ class Headers(MutableMapping[str, str]):
 
     def copy(self) -> Headers:
         """An independent copy (it keeps the encoded form, which is the same)."""
-        if self._encoded is None:
-            self.encode()  # once here, rather than once per copy (a session's defaults)
+        version = self._version  # before the items: see _fill
+        items = list(self._items)
+        cache = self._cache
+        if cache is None or cache[0] != version:
+            cache = self._fill(version, items)  # once here, not once per copy
         new = Headers()
-        new._items = list(self._items)
-        new._encoded = self._encoded
-        new._framing = self._framing
+        new._items = items
+        new._cache = (new._version, cache[1], cache[2])
         return new
 
     def merged(self, other: HeaderInput) -> Headers:
@@ -307,31 +318,35 @@ class Headers(MutableMapping[str, str]):
         replaced = {k for k, _, _ in extra._items}
         merged._items = [item for item in merged._items if item[0] not in replaced]
         merged._items.extend(extra._items)
-        merged._encoded = merged._framing = None  # the copy's cached wire form is stale now
+        merged._version = next(_versions)  # the copy's cached wire form is stale now
         return merged
 
     def encode(self) -> bytes:
         """The header lines as they go on the wire (cached until the headers change)."""
-        if self._encoded is None:
-            self._encoded = "".join(f"{n}: {v}\r\n" for _, n, v in self._items).encode("latin-1")
-            keys = {k for k, _, _ in self._items}
-            close = any(k == "connection" and "close" in v.lower() for k, _, v in self._items)
-            length = "content-length" in keys or "transfer-encoding" in keys
-            self._framing = ("host" in keys, length, close)
-        return self._encoded
+        return self.wire()[0]
 
     def framing(self) -> tuple[bool, bool, bool]:
         """(has Host, has Content-Length or Transfer-Encoding, asks Connection: close)."""
-        if self._framing is None or self._encoded is None:
-            self.encode()
-        assert self._framing is not None
-        return self._framing
+        return self.wire()[1]
 
     def wire(self) -> tuple[bytes, tuple[bool, bool, bool]]:
-        """``encode()`` and ``framing()`` together."""
-        encoded = self.encode()
-        assert self._framing is not None
-        return encoded, self._framing
+        """``encode()`` and ``framing()`` of one and the same version of these headers."""
+        cache = self._cache
+        if cache is not None and cache[0] == self._version:
+            return cache[1], cache[2]  # the hot path: no lock, no copy
+        cache = self._fill(self._version, list(self._items))
+        return cache[1], cache[2]
+
+    def _fill(self, version: int, items: list[tuple[str, str, str]]) -> _Wire:
+        # ``version`` was read before ``items`` and a change bumps the version after it
+        # changes the items, so a form made from older items carries an older version.
+        encoded = "".join(f"{n}: {v}\r\n" for _, n, v in items).encode("latin-1")
+        keys = {k for k, _, _ in items}
+        close = any(k == "connection" and "close" in v.lower() for k, _, v in items)
+        length = "content-length" in keys or "transfer-encoding" in keys
+        cache = (version, encoded, ("host" in keys, length, close))
+        self._cache = cache
+        return cache
 
     def __eq__(self, other: object) -> bool:
         if isinstance(other, Headers):
@@ -441,7 +456,8 @@ class Request:
         # The body's framing is tether's; headers that would contradict it are refused here,
         # before anything is sent (a mismatch would make the server read a second request),
         # and again by ``framing()`` when the request is encoded, whatever changed in between.
-        self.framing()
+        if self._headers.framing()[1]:
+            self._check_framing()
 
     def framing(self) -> RequestFraming:
         """The header block to send and the framing facts, checked against the body now.
