@@ -13,6 +13,7 @@ import select
 import socket
 import ssl
 import struct
+import time
 from collections.abc import Callable, Iterable
 
 from ..exceptions import (
@@ -142,9 +143,9 @@ class HTTP11Connection:
         )
         self._set_timeout(socket.SO_SNDTIMEO, timeout.write)
         try:
-            self._write(data)
+            self._write(data, timeout.write)
             if body is not None and not isinstance(body, bytes):
-                self._write_stream(body, declared)
+                self._write_stream(body, declared, timeout.write)
         except (TimeoutError, BlockingIOError):  # BlockingIOError: a kernel timeout
             raise WriteTimeout(
                 f"writing the request to {self.origin} timed out after {timeout.write}s",
@@ -244,29 +245,51 @@ class HTTP11Connection:
         timeval = struct.pack("ll", whole, int((seconds - whole) * 1e6))
         self._sock.setsockopt(socket.SOL_SOCKET, which, timeval)
 
-    def _write(self, data: bytes) -> None:
-        if not self.wrote_any:
-            # send() reports exactly what went out, so a failure here means nothing did.
-            sent = self._sock.send(data)
-            self.wrote_any = True
-            data = data[sent:]
-        if data:
-            self._sock.sendall(data)
+    def _write(self, data: bytes, timeout: float | None) -> None:
+        """Send all of ``data`` within ``timeout`` seconds, however many send calls it takes.
 
-    def _write_stream(self, body: Iterable[bytes], declared: int | None) -> None:
-        """Send an iterable body: chunked, or as is when the caller declared its length."""
+        A socket's timeout (SO_SNDTIMEO, or Python's for TLS) bounds each send call, and a
+        slow reader lets each one make a little progress: so the remaining time is set again
+        before each further call. Most writes take one call and pay nothing extra.
+        """
+        view = memoryview(data)
+        started = time.monotonic()
+        # send() reports exactly what went out, so a failure in the first means nothing did.
+        sent = self._sock.send(view)
+        self.wrote_any = True
+        if sent == len(view):
+            return
+        deadline = None if timeout is None else started + timeout
+        which = socket.SO_SNDTIMEO
+        while sent < len(view):
+            if deadline is not None:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise TimeoutError(f"write timeout of {timeout}s")
+                self._set_timeout(which, remaining)
+            sent += self._sock.send(view[sent:])
+        if deadline is not None:
+            self._set_timeout(which, timeout)  # the next write starts with the whole timeout
+
+    def _write_stream(
+        self, body: Iterable[bytes], declared: int | None, timeout: float | None
+    ) -> None:
+        """Send an iterable body: chunked, or as is when the caller declared its length.
+
+        The write timeout bounds the sending of each piece, not the wait for the iterator.
+        """
         if declared is None:
             for piece in body:
                 if piece:
-                    self._sock.sendall(encode_chunk(piece))
-            self._sock.sendall(encode_chunk(b""))
+                    self._write(encode_chunk(piece), timeout)
+            self._write(encode_chunk(b""), timeout)
             return
         sent = 0
         for piece in body:
             sent += len(piece)
             if sent > declared:
                 break
-            self._sock.sendall(piece)
+            self._write(piece, timeout)
         if sent != declared:
             raise BrokenPipeError(
                 f"the request body's iterator produced {'more than ' if sent > declared else ''}"
