@@ -394,18 +394,38 @@ class Timeout:
 
     @classmethod
     def of(cls, value: TimeoutTypes) -> Timeout:
-        """Normalise what a user passes: a Timeout, one number for every phase, or None."""
+        """Normalise what a user passes: a Timeout, one number for every phase, None, or a
+        ``(connect, read)`` pair as requests takes it.
+
+        In a pair, ``connect`` also bounds the wait for a free pooled connection and ``read``
+        also bounds writing the request (requests has no separate write or pool timeout).
+        Raises TypeError or ValueError naming what is wrong (a negative number, a triple).
+        """
         if isinstance(value, Timeout):
             return value
         if value is None:
             return cls(None, None, None, None)
-        if isinstance(value, tuple):
-            connect, read = value
+        if isinstance(value, (tuple, list)):
+            if len(value) != 2:
+                raise TypeError(f"a timeout pair is (connect, read), not {value!r}")
+            connect, read = (_seconds(v, value) for v in value)
             return cls(connect, read, read, connect)
-        return cls(value, value, value, value)
+        seconds = _seconds(value, value)
+        return cls(seconds, seconds, seconds, seconds)
 
 
-TimeoutTypes = Timeout | float | tuple[float, float] | None
+def _seconds(value: object, given: object) -> float | None:
+    """One timeout in seconds (None: no limit), or a TypeError/ValueError naming ``given``."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(f"a timeout is seconds (a number) or None, not {given!r}")
+    if not value >= 0:  # also refuses NaN
+        raise ValueError(f"a timeout cannot be negative or NaN: {given!r}")
+    return value
+
+
+TimeoutTypes = Timeout | float | tuple[float | None, float | None] | None
 
 
 class RequestFraming(NamedTuple):

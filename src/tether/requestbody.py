@@ -42,7 +42,11 @@ def encode_body(
     if content is not None or (form is not None and json is not None):
         raise TypeError("pass only one of a body, form fields or json")
     if json is not None:
-        return jsonlib.dumps(json, separators=(",", ":")).encode(), "application/json"
+        try:
+            text = jsonlib.dumps(json, separators=(",", ":"), allow_nan=False)
+        except ValueError as exc:  # NaN and Infinity are not JSON: most servers refuse them
+            raise ValueError(f"json= body cannot be sent as JSON (RFC 8259): {exc}") from None
+        return text.encode(), "application/json"
     assert form is not None
     pairs = list(form.items()) if isinstance(form, Mapping) else list(form)
     return urlencode(pairs, doseq=True).encode("ascii"), "application/x-www-form-urlencoded"

@@ -272,7 +272,17 @@ class Response(Closing):
         return self._content
 
     def iter_bytes(self, chunk_size: int | None = None) -> Iterator[bytes]:
-        """Yield the body in pieces as it arrives (re-chunked to ``chunk_size`` if given)."""
+        """Yield the body in pieces as it arrives (re-chunked to ``chunk_size`` if given).
+
+        ``chunk_size`` must be a positive int (ValueError now, not at the first ``next``).
+        """
+        if chunk_size is not None and (
+            isinstance(chunk_size, bool) or not isinstance(chunk_size, int) or chunk_size < 1
+        ):
+            raise ValueError(f"chunk_size must be a positive int or None, not {chunk_size!r}")
+        return self._iter_bytes(chunk_size)
+
+    def _iter_bytes(self, chunk_size: int | None) -> Iterator[bytes]:
         if self._content is not None:
             content = self._content
             step = chunk_size or max(len(content), 1)
