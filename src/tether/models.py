@@ -10,10 +10,13 @@ from __future__ import annotations
 import ipaddress
 import itertools
 import re
+from base64 import b64encode
 from collections.abc import Iterable, Iterator, Mapping, MutableMapping
 from dataclasses import dataclass
 from typing import NamedTuple, Union
-from urllib.parse import quote, urlencode, urlsplit
+from urllib.parse import quote, unquote, urlencode, urlsplit
+
+import idna
 
 from .exceptions import InvalidHeader, InvalidURL
 
@@ -27,9 +30,13 @@ _TOKEN = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+\Z")
 _BAD_VALUE = re.compile(rb"[\x00-\x08\x0a-\x1f\x7f]")
 # Anything that would end the request line early or smuggle a second one.
 _BAD_URL = re.compile(r"[\x00-\x1f\x7f]")
-_BAD_TARGET = re.compile(r"[\x00-\x20\x7f]")
+_BAD_TARGET = re.compile(r"[\x00-\x1f\x7f]")
 _SAFE_PATH = "/%:@!$&'()*+,;=-._~"
 _SAFE_QUERY = _SAFE_PATH + "?"
+# A % that does not start a %XX escape: sent as %25 (as browsers do), so it stays a percent.
+_BARE_PERCENT = re.compile(r"%(?![0-9A-Fa-f]{2})")
+# The authority ends at the first of these (WHATWG also ends it at a backslash: see URL).
+_AUTHORITY_END = re.compile(r"[/?#]")
 
 
 class Origin(NamedTuple):
@@ -62,49 +69,71 @@ class Origin(NamedTuple):
         return cls(scheme, _check_host(host.lower(), host), port)
 
     def __str__(self) -> str:
-        host = f"[{self.host}]" if ":" in self.host else self.host
-        return f"{self.scheme}://{host}:{self.port}"
+        return f"{self.scheme}://{_netloc(self.host)}:{self.port}"
+
+
+def _netloc(host: str) -> str:
+    """``host`` as written in a URL: IPv6 in brackets, a zone id's % as %25 (RFC 6874)."""
+    return f"[{host.replace('%', '%25')}]" if ":" in host else host
 
 
 class URL:
     """An absolute http(s) URL, parsed and validated once.
 
-    ``target`` is the request-target as it goes on the wire (path and query, percent-encoded).
+    ``target`` is the request-target as it goes on the wire (path and query, percent-encoded;
+    a ``%`` that starts no ``%XX`` escape is sent as ``%25``; the fragment is dropped, with
+    anything after ``#``, a ``?`` included). ``host_header`` is the Host value (an IPv6 zone id,
+    ``[fe80::1%25eth0]``, is used to connect but not sent: RFC 6874).
+
+    Userinfo (``http://user:pass@host/``) becomes ``auth``, which a Request sends as Basic
+    authorization; it never appears in ``str()``, ``repr()`` or an error message.
+
+    A backslash in the authority is refused: WHATWG parsers read it as ``/``
+    (``http://a.example\\@b.example/`` goes to a.example), RFC 3986 parsers as userinfo (to
+    b.example); a URL that means different hosts to different parsers is an attack.
     """
 
-    __slots__ = ("_text", "host_header", "origin", "target")
+    __slots__ = ("_text", "auth", "host_header", "origin", "target")
 
     def __init__(self, url: str) -> None:
         if not isinstance(url, str):
-            raise InvalidURL(f"URL must be a str, not {type(url).__name__}: {url!r}")
+            raise InvalidURL(f"URL must be a str, not {type(url).__name__}")
+        url = url.strip(" ")
+        shown = _redact(url)
         # urlsplit silently strips CR, LF and tab (bpo-43882), so look before it does.
-        if _BAD_URL.search(url.strip(" ")):
-            raise InvalidURL(f"URL contains a control character (CR, LF, NUL, TAB...): {url!r}")
+        if _BAD_URL.search(url):
+            raise InvalidURL(f"URL contains a control character (CR, LF, NUL, TAB...): {shown!r}")
+        _, sep, rest = url.partition("://")
+        if sep and "\\" in _AUTHORITY_END.split(rest, 1)[0]:
+            raise InvalidURL(f"URL has a backslash in its authority (host part): {shown!r}")
         try:
-            parts = urlsplit(url.strip(" "))
+            parts = urlsplit(url)
             port = parts.port
         except ValueError as exc:
-            raise InvalidURL(f"invalid URL {url!r}: {exc}") from None
+            raise InvalidURL(f"invalid URL {shown!r}: {str(exc).replace(url, shown)}") from None
         scheme = parts.scheme.lower()
         if scheme not in DEFAULT_PORTS:
-            raise InvalidURL(f"unsupported URL scheme {parts.scheme!r} in {url!r} (http, https)")
+            raise InvalidURL(f"unsupported URL scheme {parts.scheme!r} in {shown!r} (http, https)")
         host = parts.hostname or ""
         if not host:
-            raise InvalidURL(f"URL has no host: {url!r}")
-        host = _check_host(host, url)
+            raise InvalidURL(f"URL has no host: {shown!r}")
+        host = _check_host(host, shown)
         if port is None:
             port = DEFAULT_PORTS[scheme]
         elif port == 0:
-            raise InvalidURL(f"invalid port 0 in {url!r}")
-        path = quote(parts.path or "/", safe=_SAFE_PATH)
-        target = path + "?" + quote(parts.query, safe=_SAFE_QUERY) if parts.query else path
+            raise InvalidURL(f"invalid port 0 in {shown!r}")
+        path = quote(_BARE_PERCENT.sub("%25", parts.path or "/"), safe=_SAFE_PATH)
+        query = quote(_BARE_PERCENT.sub("%25", parts.query), safe=_SAFE_QUERY)
+        target = f"{path}?{query}" if parts.query else path
         self.origin = Origin(scheme, host, port)
         self.target = target
-        netloc = f"[{host}]" if ":" in host else host
-        if port != DEFAULT_PORTS[scheme]:
-            netloc = f"{netloc}:{port}"
-        self.host_header = netloc
-        self._text = f"{scheme}://{netloc}{target}"
+        self.auth: tuple[str, str] | None = None
+        if parts.username is not None or parts.password is not None:
+            self.auth = (unquote(parts.username or ""), unquote(parts.password or ""))
+        netloc = _netloc(host)
+        port_part = f":{port}" if port != DEFAULT_PORTS[scheme] else ""
+        self.host_header = (f"[{host.partition('%')[0]}]" if ":" in host else host) + port_part
+        self._text = f"{scheme}://{netloc}{port_part}{target}"
 
     @classmethod
     def from_parts(cls, origin: Origin, target: str) -> URL:
@@ -114,12 +143,21 @@ class URL:
         return cls(f"{origin}{target}")
 
     def with_query(self, params: QueryParams) -> URL:
-        """This URL with ``params`` appended to its query string."""
+        """This URL with ``params`` appended to its query string (``auth`` is kept)."""
         encoded = encode_query(params)
         if not encoded:
             return self
         joiner = "&" if "?" in self.target else "?"
-        return URL(f"{self._text}{joiner}{encoded}")
+        url = URL(f"{self._text}{joiner}{encoded}")
+        url.auth = self.auth
+        return url
+
+    def basic_auth(self) -> str | None:
+        """The Authorization value for the URL's userinfo (None if it has none)."""
+        if self.auth is None:
+            return None
+        user, password = self.auth
+        return "Basic " + b64encode(f"{user}:{password}".encode()).decode("ascii")
 
     def __str__(self) -> str:
         return self._text
@@ -128,27 +166,45 @@ class URL:
         return f"URL({self._text!r})"
 
     def __eq__(self, other: object) -> bool:
-        return isinstance(other, URL) and other._text == self._text
+        return isinstance(other, URL) and other._text == self._text and other.auth == self.auth
 
     def __hash__(self) -> int:
         return hash(self._text)
 
 
+def _redact(url: str) -> str:
+    """``url`` with any userinfo replaced by ``***``, for messages."""
+    scheme, sep, rest = url.partition("://")
+    authority = _AUTHORITY_END.split(rest, 1)[0]
+    if not sep or "@" not in authority:
+        return url
+    return f"{scheme}://***@{rest[authority.rindex('@') + 1 :]}"
+
+
 def _check_host(host: str, url: str) -> str:
-    """``host`` (lower case, no brackets) as it goes to the resolver; InvalidURL names ``url``."""
+    """``host`` (lower case, no brackets) as it goes to the resolver; InvalidURL names ``url``.
+
+    An IPv6 zone id may be written ``%25eth0`` (RFC 6874) or ``%eth0``; it comes back as
+    ``fe80::1%eth0``, the resolver's spelling. Names go through IDNA 2008 with UTS 46
+    mapping (``straße.de`` is ``xn--strae-oqa.de``, not IDNA 2003's ``strasse.de``).
+    """
     if ":" in host:
+        address, percent, zone = host.partition("%")
+        zone = zone[2:] if zone.startswith("25") and len(zone) > 2 else zone
+        if percent and not re.fullmatch(r"[A-Za-z0-9._~-]+", zone):
+            raise InvalidURL(f"invalid IPv6 zone id {zone!r} in {url!r}")
         try:
-            ipaddress.IPv6Address(host)
+            ipaddress.IPv6Address(address)
         except ValueError:
-            raise InvalidURL(f"invalid IPv6 address {host!r} in {url!r}") from None
-        return host
+            raise InvalidURL(f"invalid IPv6 address {address!r} in {url!r}") from None
+        return f"{address}%{zone}" if percent else address
     if host.isascii():
         if any(c in host for c in "@/\\%"):
             raise InvalidURL(f"invalid host {host!r} in {url!r}")
         return host
     try:
-        return host.encode("idna").decode("ascii")
-    except UnicodeError as exc:
+        return idna.encode(host, uts46=True).decode("ascii")
+    except idna.IDNAError as exc:
         raise InvalidURL(f"invalid international host {host!r} in {url!r}: {exc}") from None
 
 
@@ -172,16 +228,19 @@ QueryParams = Mapping[str, object] | Iterable[tuple[str, object]] | str | bytes 
 
 
 def encode_query(params: QueryParams) -> str:
-    """Form-encode ``params`` (a mapping, pairs, or an already encoded string)."""
+    """Form-encode ``params`` (a mapping, pairs, or an already encoded string); None values
+    are left out."""
     if not params:
         return ""
     if isinstance(params, bytes):
         return params.decode("ascii")
     if isinstance(params, str):
         return params
-    pairs: list[tuple[str, object]] = list(
-        params.items() if isinstance(params, Mapping) else params
-    )
+    pairs: list[tuple[str, object]] = [
+        (name, value)
+        for name, value in (params.items() if isinstance(params, Mapping) else params)
+        if value is not None  # requests' rule: a None value leaves the name out
+    ]
     return urlencode(pairs, doseq=True)
 
 
@@ -199,9 +258,13 @@ def check_method(method: str) -> str:
 
 
 def check_target(target: str) -> str:
-    """Refuse a request target that would break the request line."""
-    if not target.startswith("/") or _BAD_TARGET.search(target):
-        raise InvalidURL(f"invalid request target {target!r}: must start with '/', no spaces/CR/LF")
+    """Refuse a request target that would break the request line.
+
+    A space is accepted: URL percent-encodes it (``/a b`` is sent as ``/a%20b``), the same rule
+    for a pool's path as for a Session's URL.
+    """
+    if not isinstance(target, str) or not target.startswith("/") or _BAD_TARGET.search(target):
+        raise InvalidURL(f"invalid request target {target!r}: must start with '/', no CR/LF/NUL")
     return target
 
 
@@ -209,7 +272,8 @@ def check_target(target: str) -> str:
 _versions = itertools.count()
 _Wire = tuple[int, bytes, tuple[bool, bool, bool]]  # (version, encoded, framing)
 
-HeaderInput = Union["Headers", Mapping[str, str], Iterable[tuple[str, str]], None]
+# A None value means "no such header" (in ``merged``: remove the default of that name).
+HeaderInput = Union["Headers", Mapping[str, str | None], Iterable[tuple[str, str | None]], None]
 
 
 class Headers(MutableMapping[str, str]):
@@ -235,7 +299,8 @@ class Headers(MutableMapping[str, str]):
                 self._items = list(headers._items)
             else:
                 for name, value in pairs:
-                    self.add(name, value)
+                    if value is not None:  # None: no such header (see ``merged``)
+                        self.add(name, value)
 
     @classmethod
     def from_raw(cls, raw: list[tuple[bytes, bytes]]) -> Headers:
@@ -310,12 +375,25 @@ class Headers(MutableMapping[str, str]):
         return new
 
     def merged(self, other: HeaderInput) -> Headers:
-        """A copy of these headers with ``other``'s names replacing ours."""
+        """A copy of these headers with ``other``'s names replacing ours.
+
+        A name whose value is None in ``other`` is removed (requests' way to drop a session
+        default: ``headers={"User-Agent": None}``).
+        """
         merged = self.copy()
         if not other:
             return merged
-        extra = other if isinstance(other, Headers) else Headers(other)
-        replaced = {k for k, _, _ in extra._items}
+        removed: set[str] = set()
+        if isinstance(other, Headers):
+            extra = other
+        else:
+            extra = Headers()
+            for name, value in other.items() if isinstance(other, Mapping) else other:
+                if value is None:
+                    removed.add(str(name).lower())
+                else:
+                    extra.add(name, value)
+        replaced = {k for k, _, _ in extra._items} | removed
         merged._items = [item for item in merged._items if item[0] not in replaced]
         merged._items.extend(extra._items)
         merged._version = next(_versions)  # the copy's cached wire form is stale now
@@ -366,6 +444,8 @@ def _check_header(name: str, value: str) -> tuple[str, str]:
         name = name.decode("latin-1")
     if isinstance(value, bytes):
         value = value.decode("latin-1")
+    elif value is None:
+        raise InvalidHeader(f"header {name!r} has the value None (leave it out to send none)")
     elif not isinstance(value, str):
         value = str(value)
     if not isinstance(name, str) or not _TOKEN.match(name.encode("latin-1", "replace")):
@@ -460,6 +540,10 @@ class Request:
         # for ``request.headers``, which then gets a copy of its own: no copy per request.
         self._shared = isinstance(headers, Headers)
         self._headers = headers if isinstance(headers, Headers) else Headers(headers)
+        if self.url.auth is not None and "authorization" not in self._headers:
+            # Userinfo in the URL is Basic credentials, unless the caller chose others.
+            self._headers = self._headers.merged({"Authorization": self.url.basic_auth()})
+            self._shared = False
         if body is None or isinstance(body, bytes):
             self.body: bytes | Iterable[bytes] | None = body
         elif isinstance(body, str):
