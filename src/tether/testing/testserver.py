@@ -13,6 +13,9 @@ Built-in routes (exact paths; handlers registered with ``TestServer.route`` win)
   ``path``, ``query``, ``args`` (parse_qs), ``headers`` (list of pairs), ``body_length``,
   ``body`` (UTF-8, errors replaced), ``body_sha256``, ``http_version``, ``connection_id``
   (1-based accept order) and ``request_index`` (1-based position on its connection).
+  A multipart/form-data body is parsed by the standard library's email parser into ``parts``:
+  a list of {``name``, ``filename``, ``content_type``, ``body`` (UTF-8, errors replaced),
+  ``body_sha256``}; ``parts`` is null for any other body, or when the body does not parse.
 - ``/status/{code}``: that status with a short text body (no body for 204 and 304).
 - ``/status/{1xx}-then-{code}``: an interim response first, e.g. ``/status/100-then-200``.
 - ``/bytes/{n}``: ``pattern_bytes(n)`` with Content-Length.
@@ -38,6 +41,8 @@ is read. Malformed requests get 400 (431, 413, 501 where apt) and the connection
 from __future__ import annotations
 
 import contextlib
+import email.parser
+import email.policy
 import hashlib
 import http
 import json
@@ -699,6 +704,32 @@ def _int(text: str, high: int) -> int | None:
     return int(text) if text.isdigit() and int(text) <= high else None
 
 
+def _multipart_parts(ex: Exchange) -> list[dict[str, str | None]] | None:
+    """The parts of a multipart/form-data body, read by the email parser (not by tether)."""
+    ctype = ex.header("content-type") or ""
+    if not ctype.lower().startswith("multipart/form-data"):
+        return None
+    head = f"Content-Type: {ctype}\r\nMIME-Version: 1.0\r\n\r\n".encode("latin-1")
+    message = email.parser.BytesParser(policy=email.policy.HTTP).parsebytes(head + ex.body)
+    if not message.is_multipart() or message.defects:
+        return None
+    parts: list[dict[str, str | None]] = []
+    for part in message.iter_parts():
+        data = part.get_payload(decode=True)
+        if not isinstance(data, bytes) or part.defects:
+            return None
+        parts.append(
+            {
+                "name": part.get_param("name", header="content-disposition"),  # type: ignore[dict-item]
+                "filename": part.get_filename(),
+                "content_type": part.get_content_type(),
+                "body": data.decode("utf-8", "replace"),
+                "body_sha256": hashlib.sha256(data).hexdigest(),
+            }
+        )
+    return parts
+
+
 def _echo(ex: Exchange) -> None:
     doc = {
         "method": ex.method,
@@ -709,6 +740,7 @@ def _echo(ex: Exchange) -> None:
         "body_length": len(ex.body),
         "body": ex.body.decode("utf-8", "replace"),
         "body_sha256": hashlib.sha256(ex.body).hexdigest(),
+        "parts": _multipart_parts(ex),
         "http_version": ex.version,
         "connection_id": ex.connection_id,
         "request_index": ex.index,
