@@ -33,6 +33,9 @@ Built-in routes (exact paths; handlers registered with ``TestServer.route`` win)
 - ``/drop-after-request``: reads the request, closes without sending a byte.
 - ``/large-headers/{n}``: 200 with ``n`` extra headers ``X-Large-{i}: value-{i}``.
 - ``/redirect/{n}``: 302 to ``/redirect/{n-1}``; ``/redirect/0`` is the echo.
+- ``/reject-body/{4xx|5xx}``: answers that status right after the request head, without
+  reading the body, and closes at once (``abort``): a large upload then meets a reset, as
+  with a server that refuses an upload early (413, 401).
 
 A request with ``Expect: 100-continue`` and a body gets ``100 Continue`` before the body
 is read. Malformed requests get 400 (431, 413, 501 where apt) and the connection closes.
@@ -370,6 +373,10 @@ class Exchange:
         """Abort the connection with a TCP RST (SO_LINGER 0, then close)."""
         self.server._close_conn(self._conn, "reset")
 
+    def abort(self) -> None:
+        """Close at once, without draining: if the client's bytes are unread, the kernel resets."""
+        self.server._close_conn(self._conn, "abort")
+
     def wait(self, seconds: float) -> bool:
         """Sleep up to ``seconds`` (max 60); False if cut short because the server stops."""
         return not self.server._stopping.wait(min(max(seconds, 0.0), _MAX_WAIT))
@@ -643,6 +650,10 @@ class TestServer(_Listener):
         with self._lock:
             self._request_counts[conn.id] = conn.requests
         ex = Exchange(self, conn, (parts[0], parts[1], parts[2]), headers)
+        if re.fullmatch(r"/reject-body/[45]\d\d", ex.path):
+            with self._lock:
+                self.exchanges.append(ex)
+            return ex  # the body is left unread: the route answers and aborts
         te = ex.header("transfer-encoding")
         lengths = {v for n, v in headers if n.lower() == "content-length"}
         expect = (ex.header("expect") or "").lower() == "100-continue" and parts[2] == "HTTP/1.1"
@@ -810,6 +821,9 @@ def _builtin(ex: Exchange) -> None:
         ex.close()
     elif name == "large-headers" and (n := _int(arg, 10_000)) is not None:
         ex.respond(200, [*text, *((f"X-Large-{i}", f"value-{i}") for i in range(n))], b"ok\n")
+    elif name == "reject-body" and re.fullmatch(r"[45]\d\d", arg):
+        ex.respond(int(arg), [*text, ("Connection", "close")], b"refused before the body\n")
+        ex.abort()
     elif name == "redirect" and (n := _int(arg, 100)) is not None:
         if n == 0:
             _echo(ex)
