@@ -7,13 +7,16 @@ refused here, before any connection is touched.
 
 from __future__ import annotations
 
+import io
 import ipaddress
 import itertools
+import os
 import re
+import stat
 from base64 import b64encode
 from collections.abc import Iterable, Iterator, Mapping, MutableMapping
 from dataclasses import dataclass
-from typing import NamedTuple, Union
+from typing import Any, NamedTuple, Union
 from urllib.parse import quote, unquote, urlencode, urlsplit
 
 import idna
@@ -515,7 +518,42 @@ class RequestFraming(NamedTuple):
     has_host: bool
     has_length: bool  # the caller gave Content-Length or Transfer-Encoding (checked)
     wants_close: bool
-    declared_length: int | None  # the caller's Content-Length for an iterable body
+    # An iterable body's length: the caller's Content-Length, or else the size of a file body
+    # (the protocol then sends Content-Length itself); None: unknown, so chunked.
+    declared_length: int | None
+
+
+FILE_BLOCK = 64 * 1024  # a file body is read in blocks of this size
+
+
+def _file_blocks(file: Any) -> tuple[Iterator[bytes], int | None]:
+    """A file object's content from its current position, in blocks, and its size if known."""
+    text = isinstance(file, io.TextIOBase)
+    return _read_blocks(file, text), None if text else _remaining_size(file)
+
+
+def _read_blocks(file: Any, text: bool) -> Iterator[bytes]:
+    while block := file.read(FILE_BLOCK):
+        yield block.encode("utf-8") if text else bytes(block)
+
+
+def _remaining_size(file: Any) -> int | None:
+    """Bytes from the current position to the end: fstat for a regular file, else seek."""
+    try:
+        info = os.fstat(file.fileno())
+        if stat.S_ISREG(info.st_mode):
+            return max(0, info.st_size - int(file.tell()))
+    except (AttributeError, OSError, ValueError):  # io.UnsupportedOperation is an OSError
+        pass
+    try:
+        if file.seekable():
+            here = file.tell()
+            end = file.seek(0, os.SEEK_END)
+            file.seek(here)
+            return max(0, int(end - here))
+    except (AttributeError, OSError, ValueError):
+        pass
+    return None  # a pipe, a socket file, a custom reader: sent chunked
 
 
 IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "TRACE", "PUT", "DELETE"})
@@ -524,7 +562,7 @@ IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "TRACE", "PUT", "DELET
 class Request:
     """One HTTP request, validated: what a pool sends. Build it with a Session or a pool."""
 
-    __slots__ = ("_headers", "_shared", "body", "method", "url")
+    __slots__ = ("_body_length", "_headers", "_shared", "body", "method", "url")
 
     def __init__(
         self,
@@ -544,8 +582,11 @@ class Request:
             # Userinfo in the URL is Basic credentials, unless the caller chose others.
             self._headers = self._headers.merged({"Authorization": self.url.basic_auth()})
             self._shared = False
+        self._body_length: int | None = None  # an iterable body's size, when tether knows it
         if body is None or isinstance(body, bytes):
             self.body: bytes | Iterable[bytes] | None = body
+        elif hasattr(body, "read"):  # a file object: iterating it would give one chunk a line
+            self.body, self._body_length = _file_blocks(body)
         elif isinstance(body, str):
             self.body = body.encode("utf-8")
         elif isinstance(body, (bytearray, memoryview)):
@@ -572,12 +613,13 @@ class Request:
         Raises InvalidHeader. Costs one cache probe when no framing header was given.
         """
         block, (has_host, has_length, close) = self._headers.wire()
-        declared = self._check_framing() if has_length else None
+        declared = self._check_framing() if has_length else self._body_length
         return RequestFraming(block, has_host, has_length, close, declared)
 
     @property
     def declared_length(self) -> int | None:
-        """The caller's Content-Length for an iterable body (None: tether frames the body)."""
+        """An iterable body's length: the caller's Content-Length or a file's size (None:
+        unknown, sent chunked)."""
         return self.framing().declared_length
 
     def _check_framing(self) -> int | None:
