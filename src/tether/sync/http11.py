@@ -14,7 +14,7 @@ import socket
 import ssl
 import struct
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 
 from ..exceptions import (
     ReadError,
@@ -140,24 +140,12 @@ class HTTP11Connection:
             body,
             has_host=has_host,
             has_length=has_length,
+            body_length=None if has_length else declared,
         )
         self._set_timeout(socket.SO_SNDTIMEO, timeout.write)
-        try:
-            self._write(data, timeout.write)
-            if body is not None and not isinstance(body, bytes):
-                self._write_stream(body, declared, timeout.write)
-        except (TimeoutError, BlockingIOError):  # BlockingIOError: a kernel timeout
-            raise WriteTimeout(
-                f"writing the request to {self.origin} timed out after {timeout.write}s",
-                request=request,
-                may_have_reached_server=self.wrote_any,
-            ) from None
-        except OSError as exc:
-            raise WriteError(
-                f"writing the request to {self.origin} failed: {exc}",
-                request=request,
-                may_have_reached_server=self.wrote_any,
-            ) from None
+        early = self._write_request(request, data, declared, timeout)
+        if early is not None:
+            return early
         sent_at = self._clock()
         self._set_timeout(socket.SO_RCVTIMEO, timeout.read)
         self._receive(reader, request, timeout)
@@ -177,6 +165,54 @@ class HTTP11Connection:
                 self.server_max = limit
         if wants_close:
             head.keep_alive = False
+        return head
+
+    def _write_request(
+        self, request: Request, data: bytes, declared: int | None, timeout: Timeout
+    ) -> ResponseHead | None:
+        """Write the request; if the write fails, the response the server sent before it closed
+        (a 413 or 401 refusing an upload), as curl and httpcore report it."""
+        body = request.body
+        try:
+            self._write(data, timeout.write)
+            if body is not None and not isinstance(body, bytes):
+                self._write_stream(_pieces(body), declared, timeout.write)
+        except _BodyFailed as failed:
+            raise failed.error from None  # the caller's body failed (a disk read), as it is
+        except (TimeoutError, BlockingIOError):  # BlockingIOError: a kernel timeout
+            raise WriteTimeout(
+                f"writing the request to {self.origin} timed out after {timeout.write}s",
+                request=request,
+                may_have_reached_server=self.wrote_any,
+            ) from None
+        except OSError as exc:
+            early = self._early_response()
+            if early is None:
+                raise WriteError(
+                    f"writing the request to {self.origin} failed: {exc}",
+                    request=request,
+                    may_have_reached_server=self.wrote_any,
+                ) from None
+            return early
+        return None
+
+    def _early_response(self) -> ResponseHead | None:
+        """The head of a response that had already arrived when a write failed, if any."""
+        reader = self._reader
+        assert reader is not None
+        try:
+            while reader.head is None and self._poller.poll(0):
+                data = self._sock.recv(self._recv_size)
+                if not data:
+                    break
+                reader.feed(data)
+        except (OSError, TransportError):
+            return None
+        head = reader.head
+        if head is None:
+            return None
+        self.response_started = True
+        head.keep_alive = False  # the request was cut short: the connection cannot go on
         return head
 
     def read_all(self, request: Request, timeout: Timeout) -> bytes:
@@ -331,3 +367,25 @@ class HTTP11Connection:
     def __repr__(self) -> str:
         state = f"closed: {self.close_reason.name}" if self.close_reason else "open"
         return f"<HTTP11Connection #{self.id} {self.origin} requests={self.requests} {state}>"
+
+
+class _BodyFailed(Exception):
+    """The request body's own iterator raised OSError (not the socket): carried past the
+    handler that turns socket errors into WriteError."""
+
+    def __init__(self, error: OSError) -> None:
+        super().__init__(str(error))
+        self.error = error
+
+
+def _pieces(body: Iterable[bytes]) -> Iterator[bytes]:
+    """``body``'s pieces, with an OSError it raises marked as the body's, not the socket's."""
+    iterator = iter(body)
+    while True:
+        try:
+            piece = next(iterator)
+        except StopIteration:
+            return
+        except OSError as exc:
+            raise _BodyFailed(exc) from exc
+        yield piece
