@@ -9,6 +9,7 @@ what the server announced in Keep-Alive, how long a round trip takes.
 from __future__ import annotations
 
 import itertools
+import os
 import select
 import socket
 import ssl
@@ -23,6 +24,7 @@ from ..exceptions import (
     WriteError,
     WriteTimeout,
 )
+from ..io import forksafety
 from ..io.sockets import DialInfo, idle_socket_state
 from ..lifecycle.rules import CloseReason, Limits, expiry
 from ..models import Origin, Request, Timeout
@@ -92,6 +94,7 @@ class HTTP11Connection:
             )
         else:
             self.tls = (None, None, None)
+        forksafety.register_connection(self)
 
     # -- lifecycle questions the pool asks ----------------------------------------------------
 
@@ -103,6 +106,8 @@ class HTTP11Connection:
 
     def check_idle(self) -> CloseReason | None:
         """The liveness check on checkout: None if the socket is fit for a request."""
+        if self.close_reason is not None:  # forgotten after a fork: its fd may be another's
+            return self.close_reason
         if not self._poller.poll(0):  # the common case: quiet, so usable
             return None
         state = idle_socket_state(self._sock, self._poller)
@@ -256,6 +261,21 @@ class HTTP11Connection:
         if head.content_length is None:
             return head.chunked  # unknown length: try up to the limit
         return head.content_length - reader.body_received <= limit
+
+    def forget_after_fork(self) -> None:
+        """In a forked child: close this process's copy of the socket, sending nothing.
+
+        The parent still has the socket, so closing our descriptor sends no FIN; detaching
+        first means no TLS shutdown (close_notify) either, just ``close(fd)``.
+        """
+        if self.close_reason is not None:
+            return
+        self.close_reason = CloseReason.POOL_CLOSED  # the child's pool no longer has it
+        self.reusable = False
+        try:
+            os.close(self._sock.detach())
+        except OSError:
+            pass
 
     def close(self, reason: CloseReason) -> None:
         """Close the socket (exactly once) and remember why."""
