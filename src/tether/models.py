@@ -273,7 +273,8 @@ def check_target(target: str) -> str:
 
 # Header versions: unique across all Headers (itertools.count's next is atomic under the GIL).
 _versions = itertools.count()
-_Wire = tuple[int, bytes, tuple[bool, bool, bool]]  # (version, encoded, framing)
+# (version, encoded, (has Host, has length, close), the RequestFraming of a body tether frames)
+_Wire = tuple[int, bytes, tuple[bool, bool, bool], "RequestFraming"]
 
 # A None value means "no such header" (in ``merged``: remove the default of that name).
 HeaderInput = Union["Headers", Mapping[str, str | None], Iterable[tuple[str, str | None]], None]
@@ -374,7 +375,7 @@ class Headers(MutableMapping[str, str]):
             cache = self._fill(version, items)  # once here, not once per copy
         new = Headers()
         new._items = items
-        new._cache = (new._version, cache[1], cache[2])
+        new._cache = (new._version, *cache[1:])
         return new
 
     def merged(self, other: HeaderInput) -> Headers:
@@ -404,11 +405,17 @@ class Headers(MutableMapping[str, str]):
 
     def encode(self) -> bytes:
         """The header lines as they go on the wire (cached until the headers change)."""
-        return self.wire()[0]
+        cache = self._cache
+        if cache is None or cache[0] != self._version:
+            cache = self._fill(self._version, list(self._items))
+        return cache[1]
 
     def framing(self) -> tuple[bool, bool, bool]:
         """(has Host, has Content-Length or Transfer-Encoding, asks Connection: close)."""
-        return self.wire()[1]
+        cache = self._cache
+        if cache is None or cache[0] != self._version:
+            cache = self._fill(self._version, list(self._items))
+        return cache[2]
 
     def wire(self) -> tuple[bytes, tuple[bool, bool, bool]]:
         """``encode()`` and ``framing()`` of one and the same version of these headers."""
@@ -425,7 +432,9 @@ class Headers(MutableMapping[str, str]):
         keys = {k for k, _, _ in items}
         close = any(k == "connection" and "close" in v.lower() for k, _, v in items)
         length = "content-length" in keys or "transfer-encoding" in keys
-        cache = (version, encoded, ("host" in keys, length, close))
+        has_host = "host" in keys
+        framing = _new_framing((encoded, has_host, length, close, None))
+        cache = (version, encoded, (has_host, length, close), framing)
         self._cache = cache
         return cache
 
@@ -523,6 +532,8 @@ class RequestFraming(NamedTuple):
     declared_length: int | None
 
 
+_new_framing = RequestFraming._make  # tuple.__new__: a third of the NamedTuple call's cost
+
 FILE_BLOCK = 64 * 1024  # a file body is read in blocks of this size
 
 
@@ -612,9 +623,15 @@ class Request:
         checked here, so a Content-Length that does not match the body never reaches the wire.
         Raises InvalidHeader. Costs one cache probe when no framing header was given.
         """
-        block, (has_host, has_length, close) = self._headers.wire()
+        headers = self._headers
+        cache = headers._cache
+        if cache is None or cache[0] != headers._version:
+            cache = headers._fill(headers._version, list(headers._items))
+        if not cache[2][1] and self._body_length is None:
+            return cache[3]  # the usual case: nothing to check, made once per headers version
+        block, (has_host, has_length, close) = cache[1], cache[2]
         declared = self._check_framing() if has_length else self._body_length
-        return RequestFraming(block, has_host, has_length, close, declared)
+        return _new_framing((block, has_host, has_length, close, declared))
 
     @property
     def declared_length(self) -> int | None:
