@@ -308,13 +308,13 @@ class HTTP11Connection:
         slow reader lets each one make a little progress: so the remaining time is set again
         before each further call. Most writes take one call and pay nothing extra.
         """
-        view = memoryview(data)
         started = time.monotonic()
         # send() reports exactly what went out, so a failure in the first means nothing did.
-        sent = self._sock.send(view)
+        sent = self._sock.send(data)
         self.wrote_any = True
-        if sent == len(view):
+        if sent == len(data):
             return
+        view = memoryview(data)
         deadline = None if timeout is None else started + timeout
         which = socket.SO_SNDTIMEO
         while sent < len(view):
