@@ -9,9 +9,12 @@ from tether.testing import TestServer
 
 
 def test_prior_knowledge_to_an_http11_server_says_so(test_server: TestServer) -> None:
-    with tether.Session(http2="prior-knowledge") as s:
-        with pytest.raises(tether.RemoteProtocolError, match="does not speak HTTP/2"):
-            s.get(test_server.url + "/")
+    with (
+        tether.Session(http2="prior-knowledge") as s,
+        pytest.raises(tether.RemoteProtocolError, match="does not speak HTTP/2") as caught,
+    ):
+        s.get(test_server.url + "/")
+    assert not caught.value.may_have_reached_server  # only the preface was sent
     test_server.errors.clear()  # it saw a request that was not HTTP/1.1: its 400 is expected
 
 

@@ -7,11 +7,19 @@ refused here, before any connection is touched.
 
 from __future__ import annotations
 
+import io
+import ipaddress
+import itertools
+import os
 import re
+import stat
+from base64 import b64encode
 from collections.abc import Iterable, Iterator, Mapping, MutableMapping
 from dataclasses import dataclass
-from typing import NamedTuple, Union
-from urllib.parse import quote, urlencode, urlsplit
+from typing import Any, NamedTuple, Union
+from urllib.parse import quote, unquote, urlencode, urlsplit
+
+import idna
 
 from .exceptions import InvalidHeader, InvalidURL
 
@@ -25,9 +33,13 @@ _TOKEN = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+\Z")
 _BAD_VALUE = re.compile(rb"[\x00-\x08\x0a-\x1f\x7f]")
 # Anything that would end the request line early or smuggle a second one.
 _BAD_URL = re.compile(r"[\x00-\x1f\x7f]")
-_BAD_TARGET = re.compile(r"[\x00-\x20\x7f]")
+_BAD_TARGET = re.compile(r"[\x00-\x1f\x7f]")
 _SAFE_PATH = "/%:@!$&'()*+,;=-._~"
 _SAFE_QUERY = _SAFE_PATH + "?"
+# A % that does not start a %XX escape: sent as %25 (as browsers do), so it stays a percent.
+_BARE_PERCENT = re.compile(r"%(?![0-9A-Fa-f]{2})")
+# The authority ends at the first of these (WHATWG also ends it at a backslash: see URL).
+_AUTHORITY_END = re.compile(r"[/?#]")
 
 
 class Origin(NamedTuple):
@@ -37,50 +49,94 @@ class Origin(NamedTuple):
     host: str
     port: int
 
+    @classmethod
+    def of(cls, scheme: str, host: str, port: int | None = None) -> Origin:
+        """The origin of ``scheme://host:port``, validated; ``port`` defaults to the scheme's.
+
+        ``host`` is a name, an IPv4 address or an IPv6 address with or without its brackets
+        (``"::1"`` and ``"[::1]"`` are the same origin); names are lower-cased and IDNA-encoded.
+        """
+        if not isinstance(scheme, str) or scheme.lower() not in DEFAULT_PORTS:
+            raise InvalidURL(f"unsupported scheme {scheme!r} (http, https)")
+        scheme = scheme.lower()
+        if not isinstance(host, str) or not host.strip("[]"):
+            raise InvalidURL(f"invalid host {host!r}")
+        if host.startswith("[") and host.endswith("]"):
+            host = host[1:-1]
+            if ":" not in host:
+                raise InvalidURL(f"only an IPv6 address goes in brackets, not {host!r}")
+        if port is None:
+            port = DEFAULT_PORTS[scheme]
+        elif isinstance(port, bool) or not isinstance(port, int) or not 0 < port < 65536:
+            raise InvalidURL(f"invalid port {port!r} for host {host!r} (1-65535)")
+        return cls(scheme, _check_host(host.lower(), host), port)
+
     def __str__(self) -> str:
-        host = f"[{self.host}]" if ":" in self.host else self.host
-        return f"{self.scheme}://{host}:{self.port}"
+        return f"{self.scheme}://{_netloc(self.host)}:{self.port}"
+
+
+def _netloc(host: str) -> str:
+    """``host`` as written in a URL: IPv6 in brackets, a zone id's % as %25 (RFC 6874)."""
+    return f"[{host.replace('%', '%25')}]" if ":" in host else host
 
 
 class URL:
     """An absolute http(s) URL, parsed and validated once.
 
-    ``target`` is the request-target as it goes on the wire (path and query, percent-encoded).
+    ``target`` is the request-target as it goes on the wire (path and query, percent-encoded;
+    a ``%`` that starts no ``%XX`` escape is sent as ``%25``; the fragment is dropped, with
+    anything after ``#``, a ``?`` included). ``host_header`` is the Host value (an IPv6 zone id,
+    ``[fe80::1%25eth0]``, is used to connect but not sent: RFC 6874).
+
+    Userinfo (``http://user:pass@host/``) becomes ``auth``, which a Request sends as Basic
+    authorization; it never appears in ``str()``, ``repr()`` or an error message.
+
+    A backslash in the authority is refused: WHATWG parsers read it as ``/``
+    (``http://a.example\\@b.example/`` goes to a.example), RFC 3986 parsers as userinfo (to
+    b.example); a URL that means different hosts to different parsers is an attack.
     """
 
-    __slots__ = ("_text", "host_header", "origin", "target")
+    __slots__ = ("_text", "auth", "host_header", "origin", "target")
 
     def __init__(self, url: str) -> None:
         if not isinstance(url, str):
-            raise InvalidURL(f"URL must be a str, not {type(url).__name__}: {url!r}")
+            raise InvalidURL(f"URL must be a str, not {type(url).__name__}")
+        url = url.strip(" ")
+        shown = _redact(url)
         # urlsplit silently strips CR, LF and tab (bpo-43882), so look before it does.
-        if _BAD_URL.search(url.strip(" ")):
-            raise InvalidURL(f"URL contains a control character (CR, LF, NUL, TAB...): {url!r}")
+        if _BAD_URL.search(url):
+            raise InvalidURL(f"URL contains a control character (CR, LF, NUL, TAB...): {shown!r}")
+        _, sep, rest = url.partition("://")
+        if sep and "\\" in _AUTHORITY_END.split(rest, 1)[0]:
+            raise InvalidURL(f"URL has a backslash in its authority (host part): {shown!r}")
         try:
-            parts = urlsplit(url.strip(" "))
+            parts = urlsplit(url)
             port = parts.port
         except ValueError as exc:
-            raise InvalidURL(f"invalid URL {url!r}: {exc}") from None
+            raise InvalidURL(f"invalid URL {shown!r}: {str(exc).replace(url, shown)}") from None
         scheme = parts.scheme.lower()
         if scheme not in DEFAULT_PORTS:
-            raise InvalidURL(f"unsupported URL scheme {parts.scheme!r} in {url!r} (http, https)")
+            raise InvalidURL(f"unsupported URL scheme {parts.scheme!r} in {shown!r} (http, https)")
         host = parts.hostname or ""
         if not host:
-            raise InvalidURL(f"URL has no host: {url!r}")
-        host = _ascii_host(host, url)
+            raise InvalidURL(f"URL has no host: {shown!r}")
+        host = _check_host(host, shown)
         if port is None:
             port = DEFAULT_PORTS[scheme]
         elif port == 0:
-            raise InvalidURL(f"invalid port 0 in {url!r}")
-        path = quote(parts.path or "/", safe=_SAFE_PATH)
-        target = path + "?" + quote(parts.query, safe=_SAFE_QUERY) if parts.query else path
+            raise InvalidURL(f"invalid port 0 in {shown!r}")
+        path = quote(_BARE_PERCENT.sub("%25", parts.path or "/"), safe=_SAFE_PATH)
+        query = quote(_BARE_PERCENT.sub("%25", parts.query), safe=_SAFE_QUERY)
+        target = f"{path}?{query}" if parts.query else path
         self.origin = Origin(scheme, host, port)
         self.target = target
-        netloc = f"[{host}]" if ":" in host else host
-        if port != DEFAULT_PORTS[scheme]:
-            netloc = f"{netloc}:{port}"
-        self.host_header = netloc
-        self._text = f"{scheme}://{netloc}{target}"
+        self.auth: tuple[str, str] | None = None
+        if parts.username is not None or parts.password is not None:
+            self.auth = (unquote(parts.username or ""), unquote(parts.password or ""))
+        netloc = _netloc(host)
+        port_part = f":{port}" if port != DEFAULT_PORTS[scheme] else ""
+        self.host_header = (f"[{host.partition('%')[0]}]" if ":" in host else host) + port_part
+        self._text = f"{scheme}://{netloc}{port_part}{target}"
 
     @classmethod
     def from_parts(cls, origin: Origin, target: str) -> URL:
@@ -90,12 +146,21 @@ class URL:
         return cls(f"{origin}{target}")
 
     def with_query(self, params: QueryParams) -> URL:
-        """This URL with ``params`` appended to its query string."""
+        """This URL with ``params`` appended to its query string (``auth`` is kept)."""
         encoded = encode_query(params)
         if not encoded:
             return self
         joiner = "&" if "?" in self.target else "?"
-        return URL(f"{self._text}{joiner}{encoded}")
+        url = URL(f"{self._text}{joiner}{encoded}")
+        url.auth = self.auth
+        return url
+
+    def basic_auth(self) -> str | None:
+        """The Authorization value for the URL's userinfo (None if it has none)."""
+        if self.auth is None:
+            return None
+        user, password = self.auth
+        return "Basic " + b64encode(f"{user}:{password}".encode()).decode("ascii")
 
     def __str__(self) -> str:
         return self._text
@@ -104,20 +169,45 @@ class URL:
         return f"URL({self._text!r})"
 
     def __eq__(self, other: object) -> bool:
-        return isinstance(other, URL) and other._text == self._text
+        return isinstance(other, URL) and other._text == self._text and other.auth == self.auth
 
     def __hash__(self) -> int:
         return hash(self._text)
 
 
-def _ascii_host(host: str, url: str) -> str:
+def _redact(url: str) -> str:
+    """``url`` with any userinfo replaced by ``***``, for messages."""
+    scheme, sep, rest = url.partition("://")
+    authority = _AUTHORITY_END.split(rest, 1)[0]
+    if not sep or "@" not in authority:
+        return url
+    return f"{scheme}://***@{rest[authority.rindex('@') + 1 :]}"
+
+
+def _check_host(host: str, url: str) -> str:
+    """``host`` (lower case, no brackets) as it goes to the resolver; InvalidURL names ``url``.
+
+    An IPv6 zone id may be written ``%25eth0`` (RFC 6874) or ``%eth0``; it comes back as
+    ``fe80::1%eth0``, the resolver's spelling. Names go through IDNA 2008 with UTS 46
+    mapping (``straße.de`` is ``xn--strae-oqa.de``, not IDNA 2003's ``strasse.de``).
+    """
+    if ":" in host:
+        address, percent, zone = host.partition("%")
+        zone = zone[2:] if zone.startswith("25") and len(zone) > 2 else zone
+        if percent and not re.fullmatch(r"[A-Za-z0-9._~-]+", zone):
+            raise InvalidURL(f"invalid IPv6 zone id {zone!r} in {url!r}")
+        try:
+            ipaddress.IPv6Address(address)
+        except ValueError:
+            raise InvalidURL(f"invalid IPv6 address {address!r} in {url!r}") from None
+        return f"{address}%{zone}" if percent else address
     if host.isascii():
         if any(c in host for c in "@/\\%"):
             raise InvalidURL(f"invalid host {host!r} in {url!r}")
         return host
     try:
-        return host.encode("idna").decode("ascii")
-    except UnicodeError as exc:
+        return idna.encode(host, uts46=True).decode("ascii")
+    except idna.IDNAError as exc:
         raise InvalidURL(f"invalid international host {host!r} in {url!r}: {exc}") from None
 
 
@@ -141,16 +231,19 @@ QueryParams = Mapping[str, object] | Iterable[tuple[str, object]] | str | bytes 
 
 
 def encode_query(params: QueryParams) -> str:
-    """Form-encode ``params`` (a mapping, pairs, or an already encoded string)."""
+    """Form-encode ``params`` (a mapping, pairs, or an already encoded string); None values
+    are left out."""
     if not params:
         return ""
     if isinstance(params, bytes):
         return params.decode("ascii")
     if isinstance(params, str):
         return params
-    pairs: list[tuple[str, object]] = list(
-        params.items() if isinstance(params, Mapping) else params
-    )
+    pairs: list[tuple[str, object]] = [
+        (name, value)
+        for name, value in (params.items() if isinstance(params, Mapping) else params)
+        if value is not None  # requests' rule: a None value leaves the name out
+    ]
     return urlencode(pairs, doseq=True)
 
 
@@ -168,13 +261,23 @@ def check_method(method: str) -> str:
 
 
 def check_target(target: str) -> str:
-    """Refuse a request target that would break the request line."""
-    if not target.startswith("/") or _BAD_TARGET.search(target):
-        raise InvalidURL(f"invalid request target {target!r}: must start with '/', no spaces/CR/LF")
+    """Refuse a request target that would break the request line.
+
+    A space is accepted: URL percent-encodes it (``/a b`` is sent as ``/a%20b``), the same rule
+    for a pool's path as for a Session's URL.
+    """
+    if not isinstance(target, str) or not target.startswith("/") or _BAD_TARGET.search(target):
+        raise InvalidURL(f"invalid request target {target!r}: must start with '/', no CR/LF/NUL")
     return target
 
 
-HeaderInput = Union["Headers", Mapping[str, str], Iterable[tuple[str, str]], None]
+# Header versions: unique across all Headers (itertools.count's next is atomic under the GIL).
+_versions = itertools.count()
+# (version, encoded, (has Host, has length, close), the RequestFraming of a body tether frames)
+_Wire = tuple[int, bytes, tuple[bool, bool, bool], "RequestFraming"]
+
+# A None value means "no such header" (in ``merged``: remove the default of that name).
+HeaderInput = Union["Headers", Mapping[str, str | None], Iterable[tuple[str, str | None]], None]
 
 
 class Headers(MutableMapping[str, str]):
@@ -182,21 +285,26 @@ class Headers(MutableMapping[str, str]):
 
     ``headers["set-cookie"]`` joins repeated values with ", "; ``get_list()`` returns them apart.
     Names and values are validated when set: CR, LF and NUL are refused (header injection).
+
+    The wire form is cached with the version of the headers it was made from, and every change
+    takes a new version: a thread that encodes while another changes the headers (a session's
+    defaults, shared by every request) may store a stale form, but nobody will use it.
     """
 
-    __slots__ = ("_encoded", "_framing", "_items")
+    __slots__ = ("_cache", "_items", "_version")
 
     def __init__(self, headers: HeaderInput = None) -> None:
         self._items: list[tuple[str, str, str]] = []  # (lower name, name, value)
-        self._encoded: bytes | None = None
-        self._framing: tuple[bool, bool, bool] | None = None
+        self._version = next(_versions)
+        self._cache: _Wire | None = None
         if headers is not None:
             pairs = headers.items() if isinstance(headers, Mapping) else headers
             if isinstance(headers, Headers):
                 self._items = list(headers._items)
             else:
                 for name, value in pairs:
-                    self.add(name, value)
+                    if value is not None:  # None: no such header (see ``merged``)
+                        self.add(name, value)
 
     @classmethod
     def from_raw(cls, raw: list[tuple[bytes, bytes]]) -> Headers:
@@ -211,7 +319,7 @@ class Headers(MutableMapping[str, str]):
         """Append a value, keeping any existing ones (for repeated headers)."""
         name, value = _check_header(name, value)
         self._items.append((name.lower(), name, value))
-        self._encoded = None
+        self._version = next(_versions)  # after the change: see _fill
 
     def get_list(self, name: str) -> list[str]:
         """Every value of ``name``, in the order received."""
@@ -229,7 +337,7 @@ class Headers(MutableMapping[str, str]):
         key = name.lower()
         self._items = [item for item in self._items if item[0] != key]
         self._items.append((key, name, value))
-        self._encoded = None
+        self._version = next(_versions)
 
     def __delitem__(self, name: str) -> None:
         key = name.lower()
@@ -237,7 +345,7 @@ class Headers(MutableMapping[str, str]):
         if len(kept) == len(self._items):
             raise KeyError(name)
         self._items = kept
-        self._encoded = None
+        self._version = next(_versions)
 
     def __contains__(self, name: object) -> bool:
         if not isinstance(name, str):
@@ -264,42 +372,75 @@ class Headers(MutableMapping[str, str]):
 
     def copy(self) -> Headers:
         """An independent copy (it keeps the encoded form, which is the same)."""
-        if self._encoded is None:
-            self.encode()  # once here, rather than once per copy (a session's defaults)
+        version = self._version  # before the items: see _fill
+        items = list(self._items)
+        cache = self._cache
+        if cache is None or cache[0] != version:
+            cache = self._fill(version, items)  # once here, not once per copy
         new = Headers()
-        new._items = list(self._items)
-        new._encoded = self._encoded
-        new._framing = self._framing
+        new._items = items
+        new._cache = (new._version, *cache[1:])
         return new
 
     def merged(self, other: HeaderInput) -> Headers:
-        """A copy of these headers with ``other``'s names replacing ours."""
+        """A copy of these headers with ``other``'s names replacing ours.
+
+        A name whose value is None in ``other`` is removed (requests' way to drop a session
+        default: ``headers={"User-Agent": None}``).
+        """
         merged = self.copy()
         if not other:
             return merged
-        extra = other if isinstance(other, Headers) else Headers(other)
-        replaced = {k for k, _, _ in extra._items}
+        removed: set[str] = set()
+        if isinstance(other, Headers):
+            extra = other
+        else:
+            extra = Headers()
+            for name, value in other.items() if isinstance(other, Mapping) else other:
+                if value is None:
+                    removed.add(str(name).lower())
+                else:
+                    extra.add(name, value)
+        replaced = {k for k, _, _ in extra._items} | removed
         merged._items = [item for item in merged._items if item[0] not in replaced]
         merged._items.extend(extra._items)
-        merged._encoded = merged._framing = None  # the copy's cached wire form is stale now
+        merged._version = next(_versions)  # the copy's cached wire form is stale now
         return merged
 
     def encode(self) -> bytes:
         """The header lines as they go on the wire (cached until the headers change)."""
-        if self._encoded is None:
-            self._encoded = "".join(f"{n}: {v}\r\n" for _, n, v in self._items).encode("latin-1")
-            keys = {k for k, _, _ in self._items}
-            close = any(k == "connection" and "close" in v.lower() for k, _, v in self._items)
-            length = "content-length" in keys or "transfer-encoding" in keys
-            self._framing = ("host" in keys, length, close)
-        return self._encoded
+        cache = self._cache
+        if cache is None or cache[0] != self._version:
+            cache = self._fill(self._version, list(self._items))
+        return cache[1]
 
     def framing(self) -> tuple[bool, bool, bool]:
         """(has Host, has Content-Length or Transfer-Encoding, asks Connection: close)."""
-        if self._framing is None or self._encoded is None:
-            self.encode()
-        assert self._framing is not None
-        return self._framing
+        cache = self._cache
+        if cache is None or cache[0] != self._version:
+            cache = self._fill(self._version, list(self._items))
+        return cache[2]
+
+    def wire(self) -> tuple[bytes, tuple[bool, bool, bool]]:
+        """``encode()`` and ``framing()`` of one and the same version of these headers."""
+        cache = self._cache
+        if cache is not None and cache[0] == self._version:
+            return cache[1], cache[2]  # the hot path: no lock, no copy
+        cache = self._fill(self._version, list(self._items))
+        return cache[1], cache[2]
+
+    def _fill(self, version: int, items: list[tuple[str, str, str]]) -> _Wire:
+        # ``version`` was read before ``items`` and a change bumps the version after it
+        # changes the items, so a form made from older items carries an older version.
+        encoded = "".join(f"{n}: {v}\r\n" for _, n, v in items).encode("latin-1")
+        keys = {k for k, _, _ in items}
+        close = any(k == "connection" and "close" in v.lower() for k, _, v in items)
+        length = "content-length" in keys or "transfer-encoding" in keys
+        has_host = "host" in keys
+        framing = _new_framing((encoded, has_host, length, close, None))
+        cache = (version, encoded, (has_host, length, close), framing)
+        self._cache = cache
+        return cache
 
     def __eq__(self, other: object) -> bool:
         if isinstance(other, Headers):
@@ -319,6 +460,8 @@ def _check_header(name: str, value: str) -> tuple[str, str]:
         name = name.decode("latin-1")
     if isinstance(value, bytes):
         value = value.decode("latin-1")
+    elif value is None:
+        raise InvalidHeader(f"header {name!r} has the value None (leave it out to send none)")
     elif not isinstance(value, str):
         value = str(value)
     if not isinstance(name, str) or not _TOKEN.match(name.encode("latin-1", "replace")):
@@ -347,18 +490,86 @@ class Timeout:
 
     @classmethod
     def of(cls, value: TimeoutTypes) -> Timeout:
-        """Normalise what a user passes: a Timeout, one number for every phase, or None."""
+        """Normalise what a user passes: a Timeout, one number for every phase, None, or a
+        ``(connect, read)`` pair as requests takes it.
+
+        In a pair, ``connect`` also bounds the wait for a free pooled connection and ``read``
+        also bounds writing the request (requests has no separate write or pool timeout).
+        Raises TypeError or ValueError naming what is wrong (a negative number, a triple).
+        """
         if isinstance(value, Timeout):
             return value
         if value is None:
             return cls(None, None, None, None)
-        if isinstance(value, tuple):
-            connect, read = value
+        if isinstance(value, (tuple, list)):
+            if len(value) != 2:
+                raise TypeError(f"a timeout pair is (connect, read), not {value!r}")
+            connect, read = (_seconds(v, value) for v in value)
             return cls(connect, read, read, connect)
-        return cls(value, value, value, value)
+        seconds = _seconds(value, value)
+        return cls(seconds, seconds, seconds, seconds)
 
 
-TimeoutTypes = Timeout | float | tuple[float, float] | None
+def _seconds(value: object, given: object) -> float | None:
+    """One timeout in seconds (None: no limit), or a TypeError/ValueError naming ``given``."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(f"a timeout is seconds (a number) or None, not {given!r}")
+    if not value >= 0:  # also refuses NaN
+        raise ValueError(f"a timeout cannot be negative or NaN: {given!r}")
+    return value
+
+
+TimeoutTypes = Timeout | float | tuple[float | None, float | None] | None
+
+
+class RequestFraming(NamedTuple):
+    """What a protocol needs to put a request on the wire (see ``Request.framing``)."""
+
+    header_block: bytes  # the caller's header lines, encoded (``Headers.encode``)
+    has_host: bool
+    has_length: bool  # the caller gave Content-Length or Transfer-Encoding (checked)
+    wants_close: bool
+    # An iterable body's length: the caller's Content-Length, or else the size of a file body
+    # (the protocol then sends Content-Length itself); None: unknown, so chunked.
+    declared_length: int | None
+
+
+_new_framing = RequestFraming._make  # tuple.__new__: a third of the NamedTuple call's cost
+
+FILE_BLOCK = 64 * 1024  # a file body is read in blocks of this size
+
+
+def _file_blocks(file: Any) -> tuple[Iterator[bytes], int | None]:
+    """A file object's content from its current position, in blocks, and its size if known."""
+    text = isinstance(file, io.TextIOBase)
+    return _read_blocks(file, text), None if text else _remaining_size(file)
+
+
+def _read_blocks(file: Any, text: bool) -> Iterator[bytes]:
+    while block := file.read(FILE_BLOCK):
+        yield block.encode("utf-8") if text else bytes(block)
+
+
+def _remaining_size(file: Any) -> int | None:
+    """Bytes from the current position to the end: fstat for a regular file, else seek."""
+    try:
+        info = os.fstat(file.fileno())
+        if stat.S_ISREG(info.st_mode):
+            return max(0, info.st_size - int(file.tell()))
+    except (AttributeError, OSError, ValueError):  # io.UnsupportedOperation is an OSError
+        pass
+    try:
+        if file.seekable():
+            here = file.tell()
+            end = file.seek(0, os.SEEK_END)
+            file.seek(here)
+            return max(0, int(end - here))
+    except (AttributeError, OSError, ValueError):
+        pass
+    return None  # a pipe, a socket file, a custom reader: sent chunked
+
 
 IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "TRACE", "PUT", "DELETE"})
 
@@ -366,7 +577,7 @@ IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "TRACE", "PUT", "DELET
 class Request:
     """One HTTP request, validated: what a pool sends. Build it with a Session or a pool."""
 
-    __slots__ = ("_headers", "_shared", "body", "declared_length", "method", "url")
+    __slots__ = ("_body_length", "_headers", "_shared", "body", "method", "url")
 
     def __init__(
         self,
@@ -382,8 +593,15 @@ class Request:
         # for ``request.headers``, which then gets a copy of its own: no copy per request.
         self._shared = isinstance(headers, Headers)
         self._headers = headers if isinstance(headers, Headers) else Headers(headers)
+        if self.url.auth is not None and "authorization" not in self._headers:
+            # Userinfo in the URL is Basic credentials, unless the caller chose others.
+            self._headers = self._headers.merged({"Authorization": self.url.basic_auth()})
+            self._shared = False
+        self._body_length: int | None = None  # an iterable body's size, when tether knows it
         if body is None or isinstance(body, bytes):
             self.body: bytes | Iterable[bytes] | None = body
+        elif hasattr(body, "read"):  # a file object: iterating it would give one chunk a line
+            self.body, self._body_length = _file_blocks(body)
         elif isinstance(body, str):
             self.body = body.encode("utf-8")
         elif isinstance(body, (bytearray, memoryview)):
@@ -396,12 +614,36 @@ class Request:
         else:
             self.body = body
         # The body's framing is tether's; headers that would contradict it are refused here,
-        # before anything is sent (a mismatch would make the server read a second request).
-        self.declared_length: int | None = None
+        # before anything is sent (a mismatch would make the server read a second request),
+        # and again by ``framing()`` when the request is encoded, whatever changed in between.
         if self._headers.framing()[1]:
             self._check_framing()
 
-    def _check_framing(self) -> None:
+    def framing(self) -> RequestFraming:
+        """The header block to send and the framing facts, checked against the body now.
+
+        Every protocol calls this where it encodes the request (HTTP/1.1 and HTTP/2 alike):
+        headers changed after construction (``req.headers["Content-Length"] = "1"``) are
+        checked here, so a Content-Length that does not match the body never reaches the wire.
+        Raises InvalidHeader. Costs one cache probe when no framing header was given.
+        """
+        headers = self._headers
+        cache = headers._cache
+        if cache is None or cache[0] != headers._version:
+            cache = headers._fill(headers._version, list(headers._items))
+        if not cache[2][1] and self._body_length is None:
+            return cache[3]  # the usual case: nothing to check, made once per headers version
+        block, (has_host, has_length, close) = cache[1], cache[2]
+        declared = self._check_framing() if has_length else self._body_length
+        return _new_framing((block, has_host, has_length, close, declared))
+
+    @property
+    def declared_length(self) -> int | None:
+        """An iterable body's length: the caller's Content-Length or a file's size (None:
+        unknown, sent chunked)."""
+        return self.framing().declared_length
+
+    def _check_framing(self) -> int | None:
         headers, body = self._headers, self.body
         length = headers.get("content-length")
         coding = headers.get("transfer-encoding")
@@ -413,16 +655,16 @@ class Request:
                     f"Transfer-Encoding {coding!r} is only accepted as 'chunked' with an "
                     f"iterable body; tether frames bytes bodies with Content-Length itself"
                 )
-            return
-        assert length is not None
+            return None
+        if length is None:
+            return None  # both removed since the cached framing facts were computed
         if not length.strip().isdigit():
             raise InvalidHeader(f"invalid Content-Length {length!r}")
         declared = int(length)
         size = 0 if body is None else len(body) if isinstance(body, bytes) else None
         if size is not None and size != declared:
             raise InvalidHeader(f"Content-Length {declared} does not match a {size}-byte body")
-        if size is None:
-            self.declared_length = declared  # an iterable body sent as is, counted
+        return declared if size is None else None  # an iterable body is sent as is, counted
 
     @property
     def headers(self) -> Headers:

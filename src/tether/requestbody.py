@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import json as jsonlib
+import mimetypes
+import secrets
 from collections.abc import Iterable, Mapping
 from typing import Any
 from urllib.parse import urlencode
 
 from .models import HeaderInput, Headers
 
-__all__ = ["FORM_METHODS", "body_headers", "encode_body"]
+__all__ = ["FORM_METHODS", "body_headers", "encode_body", "encode_multipart"]
 
 # Methods whose ``fields`` go into a form-encoded body rather than the query (urllib3's rule).
 FORM_METHODS = frozenset({"POST", "PUT", "PATCH"})
@@ -35,14 +37,72 @@ def encode_body(
     """The body to send and the Content-Type it implies (None: leave Content-Type alone).
 
     ``content`` is passed through (``Request`` encodes a str as UTF-8 and sends an iterable of
-    bytes chunked); ``form`` is URL-encoded; ``json`` is serialised compactly.
+    bytes chunked); ``form`` is URL-encoded, or multipart/form-data when a value is a file
+    tuple (see ``encode_multipart``); ``json`` is serialised compactly.
     """
     if form is None and json is None:
         return content, None  # Request turns str and bytearray into bytes
     if content is not None or (form is not None and json is not None):
         raise TypeError("pass only one of a body, form fields or json")
     if json is not None:
-        return jsonlib.dumps(json, separators=(",", ":")).encode(), "application/json"
+        try:
+            text = jsonlib.dumps(json, separators=(",", ":"), allow_nan=False)
+        except ValueError as exc:  # NaN and Infinity are not JSON: most servers refuse them
+            raise ValueError(f"json= body cannot be sent as JSON (RFC 8259): {exc}") from None
+        return text.encode(), "application/json"
     assert form is not None
     pairs = list(form.items()) if isinstance(form, Mapping) else list(form)
+    if any(isinstance(value, tuple) for _, value in pairs):
+        return encode_multipart(pairs)
     return urlencode(pairs, doseq=True).encode("ascii"), "application/x-www-form-urlencoded"
+
+
+def encode_multipart(
+    fields: Iterable[tuple[str, Any]], boundary: str | None = None
+) -> tuple[bytes, str]:
+    """A multipart/form-data body and its Content-Type (urllib3's rule for ``fields``).
+
+    A value ``(filename, data)`` or ``(filename, data, content_type)`` is a file (its type
+    guessed from the filename when not given); any other value is a plain field (str as
+    UTF-8, bytes as is, anything else as ``str()``). Quotes, CR and LF in names and filenames
+    are percent-encoded, as HTML5 forms send them.
+    """
+    boundary = boundary or secrets.token_hex(16)
+    out: list[bytes] = []
+    for name, value in fields:
+        disposition = f'form-data; name="{_quoted(name)}"'
+        part_type = ""
+        if isinstance(value, tuple):
+            filename, value, ctype = _file_field(name, value)
+            disposition += f'; filename="{_quoted(filename)}"'
+            part_type = f"Content-Type: {ctype}\r\n"
+        head = f"--{boundary}\r\nContent-Disposition: {disposition}\r\n{part_type}\r\n"
+        out += (head.encode("utf-8"), _field_bytes(value), b"\r\n")
+    out.append(f"--{boundary}--\r\n".encode("ascii"))
+    return b"".join(out), f"multipart/form-data; boundary={boundary}"
+
+
+def _file_field(name: str, value: tuple[Any, ...]) -> tuple[str, Any, str]:
+    if len(value) == 2:
+        filename, data = value
+        guessed = mimetypes.guess_type(str(filename))[0]
+        return str(filename), data, guessed or "application/octet-stream"
+    if len(value) == 3:
+        ctype = str(value[2])
+        if "\r" in ctype or "\n" in ctype:
+            raise ValueError(f"file field {name!r} has CR or LF in its content type: {ctype!r}")
+        return str(value[0]), value[1], ctype
+    raise TypeError(
+        f"file field {name!r} must be (filename, data) or (filename, data, content_type), "
+        f"not a {len(value)}-tuple"
+    )
+
+
+def _field_bytes(value: Any) -> bytes:
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        return bytes(value)
+    return str(value).encode("utf-8")
+
+
+def _quoted(text: object) -> str:
+    return str(text).replace('"', "%22").replace("\r", "%0D").replace("\n", "%0A")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import codecs
 import json as jsonlib
 from collections.abc import Iterator
 from typing import Any, Protocol
@@ -160,6 +161,7 @@ class Response(Closing):
 
     __slots__ = (
         "_content",
+        "_encoding",
         "_head",
         "_headers",
         "_source",
@@ -191,6 +193,7 @@ class Response(Closing):
         self._headers: Headers | None = None
         self._source = source
         self._content = content
+        self._encoding: str | None = None
         self._stream_used = False
         self._trailers = trailers
 
@@ -250,17 +253,46 @@ class Response(Closing):
 
     @property
     def text(self) -> str:
-        """The body decoded with the charset in Content-Type (UTF-8 when none is given)."""
-        return self.content.decode(self.encoding, errors="replace")
+        """The body decoded as a str; never raises.
+
+        With an ``encoding`` (set by you, or a charset in Content-Type that Python knows),
+        bytes that do not decode become U+FFFD. Without one (no charset, or one Python does not
+        know, such as ``x-unknown``): UTF-8 if the whole body is valid UTF-8, otherwise
+        windows-1252, the WHATWG reading of "latin-1", and ISO-8859-1 for the five bytes
+        windows-1252 leaves undefined, so every byte becomes a character.
+        """
+        content = self.content
+        encoding = self.encoding
+        if encoding is not None:
+            return content.decode(encoding, errors="replace")
+        try:
+            return content.decode("utf-8")
+        except UnicodeDecodeError:
+            return content.decode("cp1252", errors=_LATIN1_FALLBACK)
 
     @property
-    def encoding(self) -> str:
+    def encoding(self) -> str | None:
+        """The charset ``text`` decodes with: the one set here, else Content-Type's charset
+        if Python knows it; None when neither (``text`` then guesses, see there).
+
+        Setting it (requests' idiom: ``r.encoding = "iso-8859-2"``) refuses a charset Python
+        does not know with LookupError; None goes back to the header and the guess.
+        """
+        if self._encoding is not None:
+            return self._encoding
         ctype = self.headers.get("content-type", "")
         for param in ctype.split(";")[1:]:
             key, _, value = param.partition("=")
-            if key.strip().lower() == "charset" and value.strip():
-                return value.strip().strip('"')
-        return "utf-8"
+            charset = value.strip().strip('"').strip()
+            if key.strip().lower() == "charset" and charset:
+                return charset if _known_codec(charset) else None
+        return None
+
+    @encoding.setter
+    def encoding(self, value: str | None) -> None:
+        if value is not None and not _known_codec(value):
+            raise LookupError(f"unknown encoding {value!r}")
+        self._encoding = value
 
     def json(self, **kwargs: Any) -> Any:
         """The body parsed as JSON."""
@@ -275,7 +307,17 @@ class Response(Closing):
         return self._content
 
     def iter_bytes(self, chunk_size: int | None = None) -> Iterator[bytes]:
-        """Yield the body in pieces as it arrives (re-chunked to ``chunk_size`` if given)."""
+        """Yield the body in pieces as it arrives (re-chunked to ``chunk_size`` if given).
+
+        ``chunk_size`` must be a positive int (ValueError now, not at the first ``next``).
+        """
+        if chunk_size is not None and (
+            isinstance(chunk_size, bool) or not isinstance(chunk_size, int) or chunk_size < 1
+        ):
+            raise ValueError(f"chunk_size must be a positive int or None, not {chunk_size!r}")
+        return self._iter_bytes(chunk_size)
+
+    def _iter_bytes(self, chunk_size: int | None) -> Iterator[bytes]:
         if self._content is not None:
             content = self._content
             step = chunk_size or max(len(content), 1)
@@ -318,3 +360,23 @@ class Response(Closing):
 
     def __repr__(self) -> str:
         return f"<Response [{self.status} {self.reason}]>"
+
+
+def _latin1_fallback(exc: UnicodeError) -> tuple[str, int]:
+    # windows-1252 leaves 0x81, 0x8D, 0x8F, 0x90 and 0x9D undefined; WHATWG maps them to the
+    # C1 controls of the same number, as ISO-8859-1 does.
+    if not isinstance(exc, UnicodeDecodeError):
+        raise exc
+    return exc.object[exc.start : exc.end].decode("latin-1"), exc.end
+
+
+_LATIN1_FALLBACK = "tether.latin1-fallback"
+codecs.register_error(_LATIN1_FALLBACK, _latin1_fallback)
+
+
+def _known_codec(name: str) -> bool:
+    """Is ``name`` a text encoding Python can decode with?"""
+    try:
+        return codecs.lookup(name)._is_text_encoding
+    except (LookupError, TypeError, ValueError):
+        return False

@@ -102,10 +102,18 @@ class IdleWatcher:
                     continue
 
     def _after_fork(self) -> None:
-        # The child shares the parent's epoll; give it its own, started on first use.
+        # The child has a copy of the parent's epoll descriptor but not its thread: close the
+        # copy (the parent's epoll lives on) and start a new epoll and thread on first use.
+        epoll, self._epoll = self._epoll, None
+        if epoll is not None:
+            epoll.close()
         self._start_lock = threading.Lock()
         self._entries = {}
-        self._epoll = None
+
+    @property
+    def running(self) -> bool:
+        """Has this process an epoll and a thread watching it (started on first ``watch``)?"""
+        return self._epoll is not None
 
 
 watcher = IdleWatcher()

@@ -36,12 +36,14 @@ def encode_request(
     *,
     has_host: bool = False,
     has_length: bool = False,
+    body_length: int | None = None,
 ) -> bytes:
     """The request line and header block (and a bytes body) ready to write.
 
     ``header_block`` is already validated and encoded (see ``Headers.encode``). A bytes body gets
-    a Content-Length, an iterable one is sent chunked (see ``encode_chunk``), and a method that
-    normally carries a body gets ``Content-Length: 0`` when it has none.
+    a Content-Length, an iterable one is sent chunked (see ``encode_chunk``) unless its
+    ``body_length`` is known (a file), and a method that normally carries a body gets
+    ``Content-Length: 0`` when it has none.
     """
     head = f"{method} {target} HTTP/1.1\r\n"
     if not has_host:
@@ -52,7 +54,10 @@ def encode_request(
         return b"".join((head.encode("latin-1"), header_block, b"\r\n", body))
     if body is not None:
         if not has_length:
-            head += "Transfer-Encoding: chunked\r\n"
+            if body_length is None:
+                head += "Transfer-Encoding: chunked\r\n"
+            else:
+                head += f"Content-Length: {body_length}\r\n"
     elif method not in BODYLESS_METHODS and not has_length:
         head += "Content-Length: 0\r\n"
     return b"".join((head.encode("latin-1"), header_block, b"\r\n"))

@@ -10,11 +10,13 @@ a round trip takes. What happened to one request is written on its ``Exchange``.
 from __future__ import annotations
 
 import itertools
+import os
 import select
 import socket
 import ssl
 import struct
-from collections.abc import Callable, Iterable
+import time
+from collections.abc import Callable, Iterable, Iterator
 
 from ..exceptions import (
     ReadError,
@@ -23,6 +25,7 @@ from ..exceptions import (
     WriteError,
     WriteTimeout,
 )
+from ..io import forksafety
 from ..io.sockets import DialInfo, idle_socket_state
 from ..lifecycle.exchange import Exchange
 from ..lifecycle.rules import DRAIN_LIMIT, DRAIN_TIMEOUT, CloseReason, Limits, expiry, should_drain
@@ -93,6 +96,7 @@ class HTTP11Connection:
             )
         else:
             self.tls = (None, None, None)
+        forksafety.register_connection(self)
 
     # -- lifecycle questions the pool asks ----------------------------------------------------
 
@@ -104,6 +108,8 @@ class HTTP11Connection:
 
     def check_idle(self) -> CloseReason | None:
         """The liveness check on checkout: None if the socket is fit for a request."""
+        if self.close_reason is not None:  # forgotten after a fork: its fd may be another's
+            return self.close_reason
         if not self._poller.poll(0):  # the common case: quiet, so usable
             return None
         state = idle_socket_state(self._sock, self._poller)
@@ -123,6 +129,9 @@ class HTTP11Connection:
         On failure raises a TransportError; the exchange's ``wrote_any`` and
         ``response_started`` then tell the pool whether a retry is allowed.
         """
+        # Checked here, where the bytes are made: headers may have changed since the Request
+        # was built, and a Content-Length that lies about the body would smuggle a request.
+        block, has_host, has_length, wants_close, declared = request.framing()
         self.accepting = False  # until a complete, persistent response says otherwise
         self.stop_reason = CloseReason.NOT_PERSISTENT
         reader = self._reader
@@ -130,9 +139,6 @@ class HTTP11Connection:
             reader = self._reader = ResponseReader(head_request=request.method == "HEAD")
         else:
             reader.restart(head_request=request.method == "HEAD")
-        headers = request.wire_headers()
-        block = headers.encode()
-        has_host, has_length, wants_close = headers.framing()
         url = request.url
         body = request.body
         data = encode_request(
@@ -143,24 +149,12 @@ class HTTP11Connection:
             body,
             has_host=has_host,
             has_length=has_length,
+            body_length=None if has_length else declared,
         )
         self._set_timeout(socket.SO_SNDTIMEO, timeout.write)
-        try:
-            self._write(exchange, data)
-            if body is not None and not isinstance(body, bytes):
-                self._write_stream(body, request.declared_length)
-        except (TimeoutError, BlockingIOError):  # BlockingIOError: a kernel timeout
-            raise WriteTimeout(
-                f"writing the request to {self.origin} timed out after {timeout.write}s",
-                request=request,
-                may_have_reached_server=exchange.wrote_any,
-            ) from None
-        except OSError as exc:
-            raise WriteError(
-                f"writing the request to {self.origin} failed: {exc}",
-                request=request,
-                may_have_reached_server=exchange.wrote_any,
-            ) from None
+        early = self._write_request(exchange, request, data, declared, timeout)
+        if early is not None:
+            return early
         sent_at = self._clock()
         self._set_timeout(socket.SO_RCVTIMEO, timeout.read)
         self._receive(exchange, reader, request, timeout)
@@ -180,6 +174,59 @@ class HTTP11Connection:
                 self.server_max = limit
         if wants_close:
             head.keep_alive = False
+        return head
+
+    def _write_request(
+        self,
+        exchange: Exchange,
+        request: Request,
+        data: bytes,
+        declared: int | None,
+        timeout: Timeout,
+    ) -> ResponseHead | None:
+        """Write the request; if the write fails, the response the server sent before it closed
+        (a 413 or 401 refusing an upload), as curl and httpcore report it."""
+        body = request.body
+        try:
+            self._write(exchange, data, timeout.write)
+            if body is not None and not isinstance(body, bytes):
+                self._write_stream(exchange, _pieces(body), declared, timeout.write)
+        except _BodyFailed as failed:
+            raise failed.error from None  # the caller's body failed (a disk read), as it is
+        except (TimeoutError, BlockingIOError):  # BlockingIOError: a kernel timeout
+            raise WriteTimeout(
+                f"writing the request to {self.origin} timed out after {timeout.write}s",
+                request=request,
+                may_have_reached_server=exchange.wrote_any,
+            ) from None
+        except OSError as exc:
+            early = self._early_response(exchange)
+            if early is None:
+                raise WriteError(
+                    f"writing the request to {self.origin} failed: {exc}",
+                    request=request,
+                    may_have_reached_server=exchange.wrote_any,
+                ) from None
+            return early
+        return None
+
+    def _early_response(self, exchange: Exchange) -> ResponseHead | None:
+        """The head of a response that had already arrived when a write failed, if any."""
+        reader = self._reader
+        assert reader is not None
+        try:
+            while reader.head is None and self._poller.poll(0):
+                data = self._sock.recv(self._recv_size)
+                if not data:
+                    break
+                reader.feed(data)
+        except (OSError, TransportError):
+            return None
+        head = reader.head
+        if head is None:
+            return None
+        exchange.response_started = True
+        head.keep_alive = False  # the request was cut short: the connection cannot go on
         return head
 
     def read_all(self, exchange: Exchange, request: Request, timeout: Timeout) -> bytes:
@@ -268,6 +315,21 @@ class HTTP11Connection:
         self.accepting = False
         self.stop_reason = CloseReason.ABANDONED
 
+    def forget_after_fork(self) -> None:
+        """In a forked child: close this process's copy of the socket, sending nothing.
+
+        The parent still has the socket, so closing our descriptor sends no FIN; detaching
+        first means no TLS shutdown (close_notify) either, just ``close(fd)``.
+        """
+        if self.close_reason is not None:
+            return
+        self.close_reason = CloseReason.POOL_CLOSED  # the child's pool no longer has it
+        self.accepting = False
+        try:
+            os.close(self._sock.detach())
+        except OSError:
+            pass
+
     def close(self, reason: CloseReason) -> None:
         """Close the socket (exactly once) and remember why."""
         if self.close_reason is not None:
@@ -292,29 +354,51 @@ class HTTP11Connection:
         timeval = struct.pack("ll", whole, int((seconds - whole) * 1e6))
         self._sock.setsockopt(socket.SOL_SOCKET, which, timeval)
 
-    def _write(self, exchange: Exchange, data: bytes) -> None:
-        if not exchange.wrote_any:
-            # send() reports exactly what went out, so a failure here means nothing did.
-            sent = self._sock.send(data)
-            exchange.wrote_any = True
-            data = data[sent:]
-        if data:
-            self._sock.sendall(data)
+    def _write(self, exchange: Exchange, data: bytes, timeout: float | None) -> None:
+        """Send all of ``data`` within ``timeout`` seconds, however many send calls it takes.
 
-    def _write_stream(self, body: Iterable[bytes], declared: int | None) -> None:
-        """Send an iterable body: chunked, or as is when the caller declared its length."""
+        A socket's timeout (SO_SNDTIMEO, or Python's for TLS) bounds each send call, and a
+        slow reader lets each one make a little progress: so the remaining time is set again
+        before each further call. Most writes take one call and pay nothing extra.
+        """
+        started = time.monotonic()
+        # send() reports exactly what went out, so a failure in the first means nothing did.
+        sent = self._sock.send(data)
+        exchange.wrote_any = True
+        if sent == len(data):
+            return
+        view = memoryview(data)
+        deadline = None if timeout is None else started + timeout
+        which = socket.SO_SNDTIMEO
+        while sent < len(view):
+            if deadline is not None:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise TimeoutError(f"write timeout of {timeout}s")
+                self._set_timeout(which, remaining)
+            sent += self._sock.send(view[sent:])
+        if deadline is not None:
+            self._set_timeout(which, timeout)  # the next write starts with the whole timeout
+
+    def _write_stream(
+        self, exchange: Exchange, body: Iterable[bytes], declared: int | None, timeout: float | None
+    ) -> None:
+        """Send an iterable body: chunked, or as is when the caller declared its length.
+
+        The write timeout bounds the sending of each piece, not the wait for the iterator.
+        """
         if declared is None:
             for piece in body:
                 if piece:
-                    self._sock.sendall(encode_chunk(piece))
-            self._sock.sendall(encode_chunk(b""))
+                    self._write(exchange, encode_chunk(piece), timeout)
+            self._write(exchange, encode_chunk(b""), timeout)
             return
         sent = 0
         for piece in body:
             sent += len(piece)
             if sent > declared:
                 break
-            self._sock.sendall(piece)
+            self._write(exchange, piece, timeout)
         if sent != declared:
             raise BrokenPipeError(
                 f"the request body's iterator produced {'more than ' if sent > declared else ''}"
@@ -358,3 +442,25 @@ class HTTP11Connection:
     def __repr__(self) -> str:
         state = f"closed: {self.close_reason.name}" if self.close_reason else "open"
         return f"<HTTP11Connection #{self.id} {self.origin} requests={self.requests} {state}>"
+
+
+class _BodyFailed(Exception):
+    """The request body's own iterator raised OSError (not the socket): carried past the
+    handler that turns socket errors into WriteError."""
+
+    def __init__(self, error: OSError) -> None:
+        super().__init__(str(error))
+        self.error = error
+
+
+def _pieces(body: Iterable[bytes]) -> Iterator[bytes]:
+    """``body``'s pieces, with an OSError it raises marked as the body's, not the socket's."""
+    iterator = iter(body)
+    while True:
+        try:
+            piece = next(iterator)
+        except StopIteration:
+            return
+        except OSError as exc:
+            raise _BodyFailed(exc) from exc
+        yield piece

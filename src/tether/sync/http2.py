@@ -23,6 +23,7 @@ from __future__ import annotations
 import _thread
 import http
 import itertools
+import os
 import select
 import socket
 import ssl
@@ -40,6 +41,7 @@ from ..exceptions import (
     WriteError,
     WriteTimeout,
 )
+from ..io import forksafety
 from ..io.sockets import DialInfo
 from ..lifecycle.coalescing import cert_names
 from ..lifecycle.exchange import Exchange
@@ -174,6 +176,7 @@ class HTTP2Connection:
         self.accepting = True
         self.stop_reason: CloseReason | None = None
         self.stream_limit = self._proto.peer_max_concurrent_streams
+        forksafety.register_connection(self)
         self.local_address = timings.local_address
         self.remote_address = timings.remote_address
         # Names a verified certificate covers: which other hosts may share it (coalescing).
@@ -801,6 +804,18 @@ class HTTP2Connection:
                     may_have_reached_server=True,
                 )
             )
+
+    def forget_after_fork(self) -> None:
+        """In a forked child: close this process's copy of the socket, sending nothing (no
+        GOAWAY, no TLS close_notify): the parent's connection goes on untouched."""
+        if self.close_reason is not None:
+            return
+        self.close_reason = CloseReason.POOL_CLOSED
+        self.accepting = False
+        try:
+            os.close(self._sock.detach())
+        except OSError:
+            pass
 
     @property
     def closed(self) -> bool:

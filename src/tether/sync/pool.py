@@ -33,6 +33,7 @@ from ..exceptions import (
     TimeoutException,
     TransportError,
 )
+from ..io import forksafety
 from ..io.sockets import connect
 from ..io.tls import CertTypes, TLSConfig, VerifyTypes
 from ..io.watcher import Callback, watcher
@@ -41,7 +42,6 @@ from ..lifecycle.exchange import Exchange
 from ..lifecycle.poolstate import Action, Order, PoolState, PoolStats
 from ..lifecycle.rules import MAX_UNPROCESSED_RETRIES, CloseReason, Limits
 from ..models import (
-    DEFAULT_PORTS,
     URL,
     HeaderInput,
     Headers,
@@ -97,11 +97,8 @@ class ConnectionPool(Closing):
         watch_idle: bool = True,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        scheme = scheme.lower()
-        if ":" in host and not host.startswith("["):
-            host = f"[{host}]"  # an IPv6 literal
-        url = URL(f"{scheme}://{host}:{port or DEFAULT_PORTS.get(scheme, 0)}/")
-        self.origin: Origin = url.origin
+        self.origin: Origin = Origin.of(scheme, host, port)  # "::1" and "[::1]" alike
+        scheme = self.origin.scheme
         self._tls = TLSConfig(verify, cert, bool(http2)) if scheme == "https" else None
         self._http2: HTTP2Mode = (
             http2 if (scheme == "https" or http2 == "prior-knowledge") else False
@@ -115,6 +112,17 @@ class ConnectionPool(Closing):
         self._urls: dict[str, URL] = {}  # request() targets already parsed
         self._orphans: list[Exchange] = []  # ended by a finalizer, not yet accounted
         self._watch_callback: Callback = weakref.WeakMethod(self._on_peer_event)
+        forksafety.register_pool(self)
+
+    def forget_after_fork(self) -> None:
+        """In a forked child: start empty (the connections already let go of their sockets).
+
+        A new lock too: another thread of the parent may have held this one at the fork.
+        """
+        state = self._state
+        self._state = PoolState(state.maxsize, state.block, state.limits, bool(self._http2))
+        self._lock = threading.Lock()
+        self._orphans = []
 
     # -- settings and counters ----------------------------------------------------------------
 
@@ -207,6 +215,7 @@ class ConnectionPool(Closing):
         self, request: Request, timeout: TimeoutTypes | None = None, stream: bool = False
     ) -> Response:
         """Send a built request on a pooled connection and return its response."""
+        request.framing()  # refuse a request-smuggling shape before taking a connection
         t = self.timeout if timeout is None else Timeout.of(timeout)
         started = self._clock()
         retries = 0

@@ -13,6 +13,9 @@ Built-in routes (exact paths; handlers registered with ``TestServer.route`` win)
   ``path``, ``query``, ``args`` (parse_qs), ``headers`` (list of pairs), ``body_length``,
   ``body`` (UTF-8, errors replaced), ``body_sha256``, ``http_version``, ``connection_id``
   (1-based accept order) and ``request_index`` (1-based position on its connection).
+  A multipart/form-data body is parsed by the standard library's email parser into ``parts``:
+  a list of {``name``, ``filename``, ``content_type``, ``body`` (UTF-8, errors replaced),
+  ``body_sha256``}; ``parts`` is null for any other body, or when the body does not parse.
 - ``/status/{code}``: that status with a short text body (no body for 204 and 304).
 - ``/status/{1xx}-then-{code}``: an interim response first, e.g. ``/status/100-then-200``.
 - ``/bytes/{n}``: ``pattern_bytes(n)`` with Content-Length.
@@ -30,6 +33,9 @@ Built-in routes (exact paths; handlers registered with ``TestServer.route`` win)
 - ``/drop-after-request``: reads the request, closes without sending a byte.
 - ``/large-headers/{n}``: 200 with ``n`` extra headers ``X-Large-{i}: value-{i}``.
 - ``/redirect/{n}``: 302 to ``/redirect/{n-1}``; ``/redirect/0`` is the echo.
+- ``/reject-body/{4xx|5xx}``: answers that status right after the request head, without
+  reading the body, and closes at once (``abort``): a large upload then meets a reset, as
+  with a server that refuses an upload early (413, 401).
 
 A request with ``Expect: 100-continue`` and a body gets ``100 Continue`` before the body
 is read. Malformed requests get 400 (431, 413, 501 where apt) and the connection closes.
@@ -38,6 +44,8 @@ is read. Malformed requests get 400 (431, 413, 501 where apt) and the connection
 from __future__ import annotations
 
 import contextlib
+import email.parser
+import email.policy
 import hashlib
 import http
 import json
@@ -365,6 +373,10 @@ class Exchange:
         """Abort the connection with a TCP RST (SO_LINGER 0, then close)."""
         self.server._close_conn(self._conn, "reset")
 
+    def abort(self) -> None:
+        """Close at once, without draining: if the client's bytes are unread, the kernel resets."""
+        self.server._close_conn(self._conn, "abort")
+
     def wait(self, seconds: float) -> bool:
         """Sleep up to ``seconds`` (max 60); False if cut short because the server stops."""
         return not self.server._stopping.wait(min(max(seconds, 0.0), _MAX_WAIT))
@@ -638,6 +650,10 @@ class TestServer(_Listener):
         with self._lock:
             self._request_counts[conn.id] = conn.requests
         ex = Exchange(self, conn, (parts[0], parts[1], parts[2]), headers)
+        if re.fullmatch(r"/reject-body/[45]\d\d", ex.path):
+            with self._lock:
+                self.exchanges.append(ex)
+            return ex  # the body is left unread: the route answers and aborts
         te = ex.header("transfer-encoding")
         lengths = {v for n, v in headers if n.lower() == "content-length"}
         expect = (ex.header("expect") or "").lower() == "100-continue" and parts[2] == "HTTP/1.1"
@@ -699,6 +715,32 @@ def _int(text: str, high: int) -> int | None:
     return int(text) if text.isdigit() and int(text) <= high else None
 
 
+def _multipart_parts(ex: Exchange) -> list[dict[str, str | None]] | None:
+    """The parts of a multipart/form-data body, read by the email parser (not by tether)."""
+    ctype = ex.header("content-type") or ""
+    if not ctype.lower().startswith("multipart/form-data"):
+        return None
+    head = f"Content-Type: {ctype}\r\nMIME-Version: 1.0\r\n\r\n".encode("latin-1")
+    message = email.parser.BytesParser(policy=email.policy.HTTP).parsebytes(head + ex.body)
+    if not message.is_multipart() or message.defects:
+        return None
+    parts: list[dict[str, str | None]] = []
+    for part in message.iter_parts():
+        data = part.get_payload(decode=True)
+        if not isinstance(data, bytes) or part.defects:
+            return None
+        parts.append(
+            {
+                "name": part.get_param("name", header="content-disposition"),  # type: ignore[dict-item]
+                "filename": part.get_filename(),
+                "content_type": part.get_content_type(),
+                "body": data.decode("utf-8", "replace"),
+                "body_sha256": hashlib.sha256(data).hexdigest(),
+            }
+        )
+    return parts
+
+
 def _echo(ex: Exchange) -> None:
     doc = {
         "method": ex.method,
@@ -709,6 +751,7 @@ def _echo(ex: Exchange) -> None:
         "body_length": len(ex.body),
         "body": ex.body.decode("utf-8", "replace"),
         "body_sha256": hashlib.sha256(ex.body).hexdigest(),
+        "parts": _multipart_parts(ex),
         "http_version": ex.version,
         "connection_id": ex.connection_id,
         "request_index": ex.index,
@@ -778,6 +821,9 @@ def _builtin(ex: Exchange) -> None:
         ex.close()
     elif name == "large-headers" and (n := _int(arg, 10_000)) is not None:
         ex.respond(200, [*text, *((f"X-Large-{i}", f"value-{i}") for i in range(n))], b"ok\n")
+    elif name == "reject-body" and re.fullmatch(r"[45]\d\d", arg):
+        ex.respond(int(arg), [*text, ("Connection", "close")], b"refused before the body\n")
+        ex.abort()
     elif name == "redirect" and (n := _int(arg, 100)) is not None:
         if n == 0:
             _echo(ex)
