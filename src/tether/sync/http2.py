@@ -536,36 +536,42 @@ class HTTP2Connection:
         """Return once ``ready()``; read the socket meanwhile if nobody else does."""
         waiting = self._waiting
         read_lock = self._read_lock
-        while True:
-            if stream.error is not None:
-                raise stream.error
-            if ready():
-                return
-            remaining = None if deadline is None else deadline - self._clock()
-            if remaining is not None and remaining <= 0:
-                raise ReadTimeout(
-                    f"no response from {self.origin} within {read_timeout}s",
-                    may_have_reached_server=True,
-                )
-            if read_lock.acquire(blocking=False):
+        try:
+            while True:
+                if stream.error is not None:
+                    raise stream.error
+                if ready():
+                    return
+                remaining = None if deadline is None else deadline - self._clock()
+                if remaining is not None and remaining <= 0:
+                    raise ReadTimeout(
+                        f"no response from {self.origin} within {read_timeout}s",
+                        may_have_reached_server=True,
+                    )
+                if read_lock.acquire(blocking=False):
+                    try:
+                        self._read_until(stream, ready, remaining, read_timeout)
+                    finally:
+                        read_lock.release()
+                    continue
+                # Someone else reads: sleep until it hands us data or leaves. Registered before
+                # the last checks, so neither its dispatch nor its leaving can be missed.
+                event = stream.event
+                if event is None:
+                    event = stream.event = threading.Event()
+                event.clear()
+                waiting.add(stream)
                 try:
-                    self._read_until(stream, ready, remaining, read_timeout)
+                    if stream.error is None and not ready() and read_lock.locked():
+                        event.wait(remaining)
                 finally:
-                    read_lock.release()
-                    self._hand_over()
-                continue
-            # Someone else reads: sleep until it hands us data or leaves. Registered before
-            # the last checks, so neither its dispatch nor its leaving can be missed.
-            event = stream.event
-            if event is None:
-                event = stream.event = threading.Event()
-            event.clear()
-            waiting.add(stream)
-            try:
-                if stream.error is None and not ready() and read_lock.locked():
-                    event.wait(remaining)
-            finally:
-                waiting.discard(stream)
+                    waiting.discard(stream)
+        finally:
+            # Leaving (ready, failed or timed out) with nobody reading: wake a sleeper to take
+            # over. The one woken may find its data already there and leave at once; it passes
+            # the turn on here, or the others would sleep with nobody reading for them.
+            if waiting and not read_lock.locked():
+                self._hand_over()
 
     def _read_until(
         self,
