@@ -1,25 +1,30 @@
-"""``tether demo``: connection reuse, a server's idle close and the keep-alive race, shown live.
+"""``tether demo``: connection reuse, a server's idle close, the keep-alive race, safe retries
+and 16 threads sharing one HTTP/2 connection, shown live.
 
-Runs against tether's own in-process test server (no network), which counts the TCP
-connections it accepts, so every claim printed here is checked from the server's side too.
+Runs against tether's own in-process test servers (no network), which count the TCP
+connections they accept, so every claim printed here is checked from the server's side too.
 """
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable
 
+from ..client.session import Session
 from ..exceptions import RequestError
 from ..sync.pool import ConnectionPool
+from ..testing.h2server import H2TestServer
 from ..testing.testserver import DelayProxy, Exchange, TestServer, close_wait_count
 
 __all__ = ["run_demo"]
 
 
 def run_demo(out: Callable[[str], None] = print) -> int:
-    """Run the four scenes; return 0 if every check held, 1 otherwise."""
+    """Run the five scenes; return 0 if every check held, 1 otherwise."""
     failures = 0
-    for scene in (_scene_reuse, _scene_idle_close, _scene_keepalive_race, _scene_retry):
+    scenes = (_scene_reuse, _scene_idle_close, _scene_keepalive_race, _scene_retry, _scene_h2)
+    for scene in scenes:
         out("")
         if not scene(out):
             failures += 1
@@ -146,6 +151,69 @@ def _scene_retry(out: Callable[[str], None]) -> bool:
         except RequestError as exc:
             out(f"   POST raised {type(exc).__name__}: {exc}")
             return ok and _check(out, exc.may_have_reached_server, "and was not resent")
+
+
+def _scene_h2(out: Callable[[str], None]) -> bool:
+    threads, ms = 16, 200
+    out(f"5. HTTP/2: {threads} threads, one Session, each GET /slow?ms={ms} (h2c, prior knowledge)")
+    results: list[tuple[int, int]] = []  # (status, stream id) per thread
+    errors: list[BaseException] = []
+    with H2TestServer() as server, Session(http2="prior-knowledge") as session:
+        url_path = f"/slow?ms={ms}"
+        url = server.url + url_path
+        start = threading.Barrier(threads, timeout=5.0)  # all threads ask at the same moment
+
+        def fetch() -> None:
+            try:
+                start.wait()
+                r = session.get(url, timeout=10.0)
+                results.append((r.status, r.connection_info.stream_id))
+            except BaseException as exc:  # shown below: a thread's error must not vanish
+                errors.append(exc)
+
+        workers = [threading.Thread(target=fetch, name=f"demo-h2-{i}") for i in range(threads)]
+        began = time.monotonic()
+        for worker in workers:
+            worker.start()
+        for worker in workers:
+            worker.join(timeout=15.0)
+        wall = time.monotonic() - began
+        stats = session.stats()
+        seen = sorted((cid, sid) for cid, sid, _, path, _ in server.requests if path == url_path)
+        accepted = server.connections_accepted
+    for exc in errors[:3]:
+        out(f"   ERROR {type(exc).__name__}: {exc}")
+    out(f"   wall time {wall * 1000:.0f} ms for {threads} x {ms} ms = {threads * ms} ms of waiting")
+    out(f"   stream ids the server saw: {[sid for _, sid in seen]}")
+    out(
+        f"   session.stats(): connections_opened={stats.connections_opened}, "
+        f"peak_streams={stats.peak_streams}, reuses={stats.reuses}"
+    )
+    connections = {cid for cid, _ in seen}
+    return all(
+        (
+            _check(
+                out,
+                accepted == 1,
+                f"the server accepted {accepted} TCP connection(s) for {threads} threads",
+            ),
+            _check(
+                out,
+                len(seen) == threads and len(connections) == 1,
+                f"it received {len(seen)} requests, as streams of {len(connections)} connection(s)",
+            ),
+            _check(
+                out,
+                sorted(results) == sorted((200, sid) for _, sid in seen) and not errors,
+                f"every thread got 200 on the stream the server answered ({len(errors)} errors)",
+            ),
+            _check(
+                out,
+                stats.peak_streams > 1,
+                f"the streams overlapped: up to {stats.peak_streams} at once on the connection",
+            ),
+        )
+    )
 
 
 def _wait(condition: Callable[[], bool], timeout: float) -> bool:

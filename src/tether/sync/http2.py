@@ -285,10 +285,13 @@ class HTTP2Connection:
                 return CloseReason.NETWORK_ERROR
         except h2p.LocalProtocolError:
             return CloseReason.PROTOCOL_ERROR
-        deadline = self._clock() + max(PING_TIMEOUT, 4 * self.rtt)
+        limit = max(PING_TIMEOUT, 4 * self.rtt)
+        deadline = self._clock() + limit
         stream = _Stream(0)
         try:
-            self._wait(stream, answered.is_set, deadline, None)
+            # The limit is also the socket's read timeout: with None, a peer that went silent
+            # would block this recv for ever, the very case the PING is there to catch.
+            self._wait(stream, answered.is_set, deadline, limit)
         except TransportError:
             return CloseReason.PING_TIMEOUT
         finally:
