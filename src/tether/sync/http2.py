@@ -33,6 +33,7 @@ from typing import Literal
 
 from ..exceptions import (
     ConnectError,
+    H2ProtocolError,
     ReadError,
     ReadTimeout,
     RemoteProtocolError,
@@ -692,9 +693,8 @@ class HTTP2Connection:
             else:
                 self._other_event(event)
         if error is not None:
-            self._fail(
-                CloseReason.PROTOCOL_ERROR, f"HTTP/2 protocol error from {self.origin}: {error}"
-            )
+            message = f"HTTP/2 protocol error from {self.origin}: {error}"
+            self._fail(CloseReason.PROTOCOL_ERROR, message, error.error_code)
             return False
         if report is not None or changed:
             self._on_event(self, report)
@@ -726,14 +726,13 @@ class HTTP2Connection:
         if stream is None:
             return
         refused = event.error_code == h2p.ErrorCode.REFUSED_STREAM and stream.head is None
-        who = "the server reset" if event.remote else "tether reset (invalid response on)"
-        detail = getattr(event, "message", "")
-        error = StreamReset(
-            f"{who} stream {event.stream_id} on {self.origin} "
-            f"({_code_name(event.error_code)}){': ' + detail if detail else ''}",
-            error_code=event.error_code,
-            may_have_reached_server=not refused,
-        )
+        code = _code_name(event.error_code)
+        if event.remote:
+            text = f"{self.origin} reset stream {event.stream_id} ({code})"
+        else:  # we found the response invalid and reset the stream ourselves
+            text = f"invalid response on stream {event.stream_id} from {self.origin}: "
+            text += f"{event.message} (stream reset with {code})"
+        error = StreamReset(text, error_code=event.error_code, may_have_reached_server=not refused)
         stream.fail(error, unprocessed=refused)
 
     def _goaway(self, event: h2p.GoAway) -> None:
@@ -758,15 +757,23 @@ class HTTP2Connection:
 
     # -- failure and closing ------------------------------------------------------------------
 
-    def _fail(self, reason: CloseReason, message: str | TransportError | None) -> None:
+    def _fail(
+        self, reason: CloseReason, message: str | None, error_code: int | None = None
+    ) -> None:
         """The connection is done for: every stream fails, the pool is told, the socket closed.
 
+        A protocol error reaches each request as ``H2ProtocolError`` with the code we sent in
+        our GOAWAY (never retried: the server may have acted on it); anything else as a
+        ``ReadError`` (a network failure, which the retry rules may allow for a reused one).
         Safe to call with ``_lock`` held elsewhere: nothing here waits for it.
         """
-        text = str(message) if message is not None else f"the connection to {self.origin} broke"
+        text = message or f"the connection to {self.origin} broke"
         streams, self._streams = self._streams, {}
         for stream in streams.values():
-            stream.fail(ReadError(text, may_have_reached_server=True))
+            if error_code is None:
+                stream.fail(ReadError(text, may_have_reached_server=True))
+            else:
+                stream.fail(H2ProtocolError(text, error_code=error_code))
         if self.accepting:
             self._on_event(self, reason)
         self.close(reason)

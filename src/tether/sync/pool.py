@@ -239,8 +239,9 @@ class ConnectionPool(Closing):
                 if not self._may_retry(exchange, request, exc, retries):
                     raise
                 retries += 1
-                # A stream the server never processed may go on any healthy connection (the
-                # one that refused it takes no new streams); a dead reused one asks for a new.
+                # A stream the server never processed may go on any healthy connection (after
+                # a GOAWAY that one takes no new streams; after REFUSED_STREAM it may carry the
+                # retry itself); a dead reused one asks for a new connection.
                 fresh = not exchange.unprocessed
                 failed = exc
             except BaseException:
