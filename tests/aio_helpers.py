@@ -1,0 +1,48 @@
+"""Running the asyncio tests: on plain asyncio or uvloop, with a leak check at the end."""
+
+from __future__ import annotations
+
+import asyncio
+import importlib.util
+import time
+from collections.abc import Callable, Coroutine
+from typing import Any, TypeVar
+
+import pytest
+
+T = TypeVar("T")
+
+HAVE_UVLOOP = importlib.util.find_spec("uvloop") is not None
+LOOPS = [
+    "asyncio",
+    pytest.param(
+        "uvloop", marks=pytest.mark.skipif(not HAVE_UVLOOP, reason="uvloop not installed")
+    ),
+]
+
+
+def run(coro: Coroutine[Any, Any, T], loop: str = "asyncio") -> T:
+    """Run ``coro`` to the end on a new loop of the given kind; fail if it left tasks behind."""
+
+    async def checked() -> T:
+        result = await coro
+        await asyncio.sleep(0)  # let closed transports report connection_lost
+        others = asyncio.all_tasks() - {asyncio.current_task()}
+        assert not others, f"tasks left pending: {others}"
+        return result
+
+    if loop == "uvloop":
+        import uvloop
+
+        return uvloop.run(checked())
+    return asyncio.run(checked())
+
+
+async def eventually(condition: Callable[[], bool], timeout: float = 2.0) -> bool:
+    """Poll ``condition`` (a fact another side updates) while the loop runs, up to ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() >= deadline:
+            return False
+        await asyncio.sleep(0.01)
+    return True
