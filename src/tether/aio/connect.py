@@ -16,13 +16,14 @@ from typing import Literal
 
 from ..lifecycle.rules import CloseReason
 from ..models import Origin, Timeout
+from .http2 import AsyncHTTP2Connection
 from .http11 import AsyncHTTP11Connection, IdleEvent
-from .transport import dial
+from .transport import dial, tls_facts
 
 __all__ = ["Connection", "HTTP2Mode", "open_connection"]
 
 HTTP2Mode = bool | Literal["prior-knowledge"]
-Connection = AsyncHTTP11Connection
+Connection = AsyncHTTP11Connection | AsyncHTTP2Connection
 ConnEvent = Callable[[Connection, CloseReason | None], None]
 
 
@@ -72,7 +73,18 @@ async def open_connection(
 ) -> Connection:
     """A connected driver for ``origin``; nothing is left open if this fails or is cancelled."""
     handoff, timings = await dial(_Handoff, origin, timeout.connect, ssl_context)
-    conn = AsyncHTTP11Connection(origin, clock, on_idle)
-    handoff.hand_to(conn)
-    conn.started(timings)
-    return conn
+    assert handoff.transport is not None
+    alpn = tls_facts(handoff.transport)[2]
+    if alpn == "h2" or (http2 == "prior-knowledge" and alpn is None):
+        conn = AsyncHTTP2Connection(origin, clock, on_event)
+        handoff.hand_to(conn)
+        try:
+            await conn.start(timings, timeout.connect)
+        except BaseException:  # failed or cancelled while waiting for SETTINGS
+            conn.close(CloseReason.PROTOCOL_ERROR)
+            raise
+        return conn
+    h1 = AsyncHTTP11Connection(origin, clock, on_idle)
+    handoff.hand_to(h1)
+    h1.started(timings)
+    return h1
