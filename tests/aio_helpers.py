@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import importlib.util
+import os
 import time
 from collections.abc import Callable, Coroutine
 from typing import Any, TypeVar
@@ -46,3 +47,20 @@ async def eventually(condition: Callable[[], bool], timeout: float = 2.0) -> boo
             return False
         await asyncio.sleep(0.01)
     return True
+
+
+def fd_links() -> dict[str, str]:
+    """What each open descriptor of this process is (for a leak's message)."""
+    out = {}
+    for fd in os.listdir("/proc/self/fd"):
+        try:
+            out[fd] = os.readlink(f"/proc/self/fd/{fd}")
+        except OSError:
+            pass  # the listing's own descriptor, already closed
+    return out
+
+
+def socket_count() -> int:
+    """Open sockets of this process: what a leak of ours would be (the in-process servers'
+    own selectors come and go with their threads, so all descriptors would be noisy)."""
+    return sum(link.startswith("socket:") for link in fd_links().values())

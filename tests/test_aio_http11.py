@@ -14,8 +14,8 @@ from contextlib import contextmanager
 from typing import Any
 
 import pytest
-from aio_helpers import LOOPS, eventually, run
-from helpers import close_wait_count, fd_count
+from aio_helpers import LOOPS, eventually, run, socket_count
+from helpers import close_wait_count
 from servers.nginx import SMALL_BODY, Nginx
 
 import tether
@@ -300,7 +300,7 @@ def test_nginx_short_keepalive(nginx_short_keepalive: Nginx) -> None:
 
 def test_thousand_requests_and_aclose_leave_no_descriptor(test_server: TestServer) -> None:
     async def main() -> None:
-        before = fd_count()
+        before = socket_count()
         async with AsyncSession(pool_maxsize=4) as s:
 
             async def worker() -> None:
@@ -310,6 +310,6 @@ def test_thousand_requests_and_aclose_leave_no_descriptor(test_server: TestServe
             await asyncio.gather(*(worker() for _ in range(4)))
             assert s.stats().connections_opened == 4
         assert test_server.wait_open_connections(0)  # the server side of them, too
-        assert fd_count() == before
+        assert await eventually(lambda: socket_count() == before, 3.0), (socket_count(), before)
 
     run(main())

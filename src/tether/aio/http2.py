@@ -129,7 +129,6 @@ class AsyncHTTP2Connection(asyncio.Protocol):
         transport = self._transport
         assert transport is not None
         self.tls = tls_facts(transport)
-        transport.write(self._proto.initiate())
         settings = self._settings
         while not self._proto.peer_settings_received:
             if settings.error is not None:
@@ -146,6 +145,8 @@ class AsyncHTTP2Connection(asyncio.Protocol):
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self._transport = transport  # type: ignore[assignment]  # uvloop's is no subclass
+        # The preface goes first, before anything that arrived is read (and acknowledged).
+        transport.write(self._proto.initiate())  # type: ignore[attr-defined]
 
     def data_received(self, data: bytes) -> None:
         self._dispatch(data)
@@ -329,7 +330,9 @@ class AsyncHTTP2Connection(asyncio.Protocol):
         return False
 
     def _reset(self, stream: _Stream) -> None:
-        if self._proto.closed:
+        # A stream whose END_STREAM arrived needs no RST_STREAM (h2's server side even treats
+        # one as a connection error).
+        if self._proto.closed or self._proto.stream_ended_remote(stream.id):
             return
         try:
             self._send(self._proto.reset_stream(stream.id, h2p.ErrorCode.CANCEL))
