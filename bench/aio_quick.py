@@ -69,7 +69,7 @@ async def async_16(url, **kw):
 
 
 ca = trustme.CA()
-with tempfile.TemporaryDirectory() as d1, tempfile.TemporaryDirectory() as d2:
+with tempfile.TemporaryDirectory() as d1, tempfile.TemporaryDirectory() as d2:  # noqa: SIM117
     with (
         Nginx(pathlib.Path(d1), binary=find_nginx()) as ng,
         Nginx(pathlib.Path(d2), binary=find_nginx(), ca=ca, http2=True) as h2,
