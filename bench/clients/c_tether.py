@@ -7,15 +7,15 @@ If tether cannot be imported yet, the runner reports the row as
 it, the row fails with the TypeError (or whatever tether raises); it never falls
 back to HTTP/1.1 silently: the first response must say ``HTTP/2``.
 
-Adding AsyncSession later: write ``async_session`` (an async factory returning
-``AsyncClient``) here and un-comment its Row in ``clients/registry.py``.
+``async_session`` and ``async_session_h2`` are AsyncSession (rows "tether-async" and
+"tether-async-h2"): sequential = one task, conc16 and h2_16 = 16 tasks.
 """
 
 from __future__ import annotations
 
 import tether
 
-from .drivers import BadResponse, Ctx, SyncClient
+from .drivers import AsyncClient, BadResponse, Ctx, SyncClient
 from .util import info
 
 
@@ -93,3 +93,47 @@ def oneshot(ctx: Ctx) -> SyncClient:
         return r.status, r.content
 
     return SyncClient(get=get, info=_info())
+
+
+async def async_session(ctx: Ctx) -> AsyncClient:
+    """One AsyncSession: one task sequentially, or 16 tasks sharing it (pool_maxsize=16)."""
+    kw: dict[str, object] = {"pool_maxsize": ctx.concurrency}
+    if ctx.tls:
+        kw["verify"] = ctx.cafile
+    s = tether.AsyncSession(**kw)  # type: ignore[arg-type]
+    url = ctx.url
+    sget = s.get
+
+    async def get() -> tuple[int, bytes]:
+        r = await sget(url)
+        return r.status, r.content
+
+    return AsyncClient(
+        get=get, close=s.aclose, connections=lambda: s.stats().connections_opened, info=_info()
+    )
+
+
+async def async_session_h2(ctx: Ctx) -> AsyncClient:
+    """One AsyncSession(http2=True): its tasks share one HTTP/2 connection."""
+    s = tether.AsyncSession(http2=True, verify=ctx.cafile or True)
+    url = ctx.url
+    sget = s.get
+    try:
+        first = await sget(url)  # one probe request: HTTP/2 or the row fails
+        if first.http_version != "HTTP/2":
+            raise BadResponse(f"tether negotiated {first.http_version!r}, not HTTP/2")
+    except BaseException:
+        await s.aclose()
+        raise
+
+    async def get() -> tuple[int, bytes]:
+        r = await sget(url)
+        return r.status, r.content
+
+    return AsyncClient(
+        get=get,
+        close=s.aclose,
+        connections=lambda: s.stats().connections_opened,
+        info=_info(),
+        describe=lambda: {"http_versions": str(first.http_version)},
+    )

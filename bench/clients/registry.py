@@ -195,9 +195,21 @@ ROWS: list[Row] = [
         labels={"h2_16": "tether Session(http2=True) (16 threads)"},
         notes={"*": "fails unless the response says HTTP/2", "h2_16": "16 threads, one Session"},
     ),
-    # Later, one line (and a factory in c_tether.py):
-    # Row("tether-async", "tether AsyncSession", "async",
-    #     _all("c_tether:async_session", (*SEQ, "conc16"))),
+    Row(
+        "tether-async",
+        "tether AsyncSession",
+        "async",
+        _all("c_tether:async_session", (*SEQ, "conc16")),
+        notes={"conc16": "16 tasks, AsyncSession(pool_maxsize=16)"},
+    ),
+    Row(
+        "tether-async-h2",
+        "tether AsyncSession(http2=True)",
+        "async",
+        _all("c_tether:async_session_h2", H2),
+        labels={"h2_16": "tether AsyncSession(http2=True) (16 tasks)"},
+        notes={"*": "fails unless the response says HTTP/2", "h2_16": "16 tasks, one session"},
+    ),
     # --- floors and ceilings ------------------------------------------------
     Row(
         "socket",

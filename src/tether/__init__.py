@@ -8,10 +8,14 @@
 The layers, bottom up (each package's docstring says what it owns; imports point down only):
 ``models``, ``exceptions``, ``response``; ``protocol`` (sans-I/O HTTP/1.1 and HTTP/2);
 ``lifecycle`` (every reuse rule and the pool's decisions); ``io`` (sockets, TLS, the watcher);
-``sync`` (the threaded body: connections, pool, pool manager); ``client`` (Session);
+``sync`` and ``aio`` (the threaded and asyncio bodies: connections, pool, pool manager);
+``client`` (Session, AsyncSession);
 ``cli`` and ``testing`` on top.
 """
 
+from .aio.pool import AsyncConnectionPool
+from .aio.poolmanager import AsyncPoolManager
+from .client.asession import AsyncSession
 from .client.session import Session, delete, get, head, options, patch, post, put, request
 from .exceptions import (
     ConnectError,
@@ -42,7 +46,7 @@ from .io.tls import TLSConfig
 from .lifecycle import CloseReason, Limits
 from .lifecycle.poolstate import PoolStats
 from .models import URL, Headers, Origin, Request, Timeout
-from .response import ConnectionInfo, Response
+from .response import AsyncResponse, ConnectionInfo, Response
 from .sync.pool import ConnectionPool
 from .sync.poolmanager import PoolManager
 
@@ -50,6 +54,10 @@ __version__ = "0.1.0"
 
 __all__ = [
     "URL",
+    "AsyncConnectionPool",
+    "AsyncPoolManager",
+    "AsyncResponse",
+    "AsyncSession",
     "CloseReason",
     "ConnectError",
     "ConnectTimeout",

@@ -4,14 +4,22 @@ from __future__ import annotations
 
 import codecs
 import json as jsonlib
-from collections.abc import Iterator
-from typing import Any, Protocol
+from collections.abc import AsyncIterator, Iterator
+from typing import Any, Protocol, Self
 
 from .closing import Closing
-from .exceptions import HTTPStatusError, StreamClosed, StreamConsumed
+from .exceptions import HTTPStatusError, StreamClosed, StreamConsumed, StreamError
 from .models import URL, Headers, Request
 
-__all__ = ["BodySource", "ConnectionFacts", "ConnectionInfo", "Response", "ResponseHead"]
+__all__ = [
+    "AsyncBodySource",
+    "AsyncResponse",
+    "BodySource",
+    "ConnectionFacts",
+    "ConnectionInfo",
+    "Response",
+    "ResponseHead",
+]
 
 
 class ConnectionFacts(Protocol):
@@ -380,3 +388,111 @@ def _known_codec(name: str) -> bool:
         return codecs.lookup(name)._is_text_encoding
     except (LookupError, TypeError, ValueError):
         return False
+
+
+class AsyncBodySource(Protocol):
+    """Where an asyncio streamed body comes from (the async pool's hold on a connection)."""
+
+    async def read_chunk(self) -> bytes:
+        """The next piece of the body; b"" at the end (the connection is then released)."""
+
+    async def close(self) -> None:
+        """Give the connection back: drained and reused if cheap, otherwise closed."""
+
+    def trailers(self) -> list[tuple[bytes, bytes]] | None:
+        """The trailer fields that followed the body (HTTP/2), once it was read to the end."""
+
+
+class AsyncResponse(Response):
+    """A response from the asyncio API: a `Response`, plus ``aread``, ``aiter_bytes``,
+    ``aclose`` and ``async with`` for ``stream=True``.
+
+    A subclass rather than more methods on `Response`, so that the sync type's body source
+    stays synchronous and a streamed async body can never be read by blocking calls: until
+    it is read (``await r.aread()``), ``content`` and ``read()`` raise `StreamError`. Once
+    read, or when not streamed, it is used exactly like a `Response`.
+    """
+
+    __slots__ = ("_asource",)
+
+    def __init__(
+        self,
+        head: ResponseHead,
+        request: Request,
+        connection_info: ConnectionInfo,
+        elapsed: float,
+        source: AsyncBodySource | None = None,
+        content: bytes | None = None,
+        trailers: list[tuple[bytes, bytes]] | None = None,
+    ) -> None:
+        super().__init__(head, request, connection_info, elapsed, None, content, trailers)
+        self._asource = source
+
+    def read(self) -> bytes:
+        """The body, if it was read already (a streamed async body needs ``await aread()``)."""
+        if self._content is None:
+            raise StreamError("a streamed async response is read with `await response.aread()`")
+        return self._content
+
+    def iter_bytes(self, chunk_size: int | None = None) -> Iterator[bytes]:
+        if self._content is None:
+            raise StreamError("a streamed async response is iterated with `aiter_bytes()`")
+        return super().iter_bytes(chunk_size)
+
+    async def aread(self) -> bytes:
+        """Read the rest of a streamed body, store it and release the connection."""
+        if self._content is None:
+            if self._stream_used:
+                raise StreamConsumed("the body was already consumed by aiter_bytes()")
+            self._content = b"".join([piece async for piece in self._aiter_source()])
+        return self._content
+
+    async def aiter_bytes(self, chunk_size: int | None = None) -> AsyncIterator[bytes]:
+        """Yield the body in pieces as it arrives (re-chunked to ``chunk_size`` if given)."""
+        if self._content is not None:
+            for piece in super().iter_bytes(chunk_size):
+                yield piece
+            return
+        if self._stream_used:
+            raise StreamConsumed("the body was already consumed by aiter_bytes()")
+        self._stream_used = True
+        buffer = b""
+        async for piece in self._aiter_source():
+            if chunk_size is None:
+                yield piece
+                continue
+            buffer += piece
+            while len(buffer) >= chunk_size:
+                yield buffer[:chunk_size]
+                buffer = buffer[chunk_size:]
+        if buffer:
+            yield buffer
+
+    async def _aiter_source(self) -> AsyncIterator[bytes]:
+        source = self._asource
+        if source is None:
+            raise StreamClosed("the response was closed before its body was read")
+        while True:
+            piece = await source.read_chunk()
+            if not piece:
+                self._asource = None
+                self._trailers = source.trailers()
+                return
+            yield piece
+
+    async def aclose(self) -> None:
+        """Release the connection: reused if the rest of the body is small, closed otherwise."""
+        source = self._asource
+        if source is not None:
+            self._asource = None
+            await source.close()
+
+    def close(self) -> None:
+        if self._asource is not None:
+            raise StreamError("a streamed async response is closed with `await response.aclose()`")
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()

@@ -7,31 +7,21 @@ pool does the rest (see pool.py). One Session may be shared by many threads.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from typing import Any
 
 from ..closing import Closing
-from ..io.tls import CertTypes, TLSConfig, VerifyTypes
+from ..io.tls import CertTypes, VerifyTypes
 from ..lifecycle.poolstate import PoolStats
 from ..lifecycle.rules import Limits
-from ..models import (
-    URL,
-    HeaderInput,
-    Headers,
-    QueryParams,
-    Request,
-    Timeout,
-    TimeoutTypes,
-    parse_url,
-)
-from ..requestbody import BodyTypes, FormTypes, body_headers, encode_body
+from ..models import URL, HeaderInput, QueryParams, Timeout, TimeoutTypes
+from ..requestbody import FormTypes
 from ..response import Response
 from ..sync.http2 import HTTP2Mode
 from ..sync.poolmanager import PoolManager
+from .build import build_request, default_headers, tls_override
 
 __all__ = ["Session", "delete", "get", "head", "options", "patch", "post", "put", "request"]
-
-USER_AGENT = "tether/0.1"
 
 
 class Session(Closing):
@@ -69,9 +59,7 @@ class Session(Closing):
         http2: HTTP2Mode = False,
         coalesce: bool = False,
     ) -> None:
-        self.headers = Headers({"User-Agent": USER_AGENT, "Accept": "*/*"})
-        if headers:
-            self.headers = self.headers.merged(headers)
+        self.headers = default_headers(headers)
         self._manager = PoolManager(
             num_pools,
             maxsize=pool_maxsize,
@@ -105,25 +93,10 @@ class Session(Closing):
         bytes) or form fields (a dict or pairs); ``json`` a JSON body. ``verify`` and ``cert``
         override the session's TLS settings for this request (a separate pool).
         """
-        parsed = parse_url(url)
-        if params:
-            parsed = parsed.with_query(params)
-        content: BodyTypes = None
-        ctype = None
-        if data is not None or json is not None:  # most requests have no body: skip the checks
-            if _is_form(data):
-                content, ctype = encode_body(form=data, json=json)  # type: ignore[arg-type]
-            else:
-                content, ctype = encode_body(data, json=json)  # type: ignore[arg-type]
-        merged = body_headers(self.headers, headers, ctype)
-        req = Request(method, parsed, headers=merged, body=content)
-        tls = None
-        if verify is not None or cert is not None:
-            default = self._manager.tls
-            tls = TLSConfig(
-                default.verify if verify is None else verify,
-                default.cert if cert is None else cert,
-            )
+        req = build_request(
+            method, url, self.headers, params=params, data=data, json=json, headers=headers
+        )
+        tls = tls_override(self._manager.tls, verify, cert)
         response: Response = self._manager.send(req, timeout, stream, tls)
         return response
 
@@ -167,14 +140,6 @@ class Session(Closing):
     def close(self) -> None:
         """Close every pooled connection; the session cannot be used afterwards."""
         self._manager.close()
-
-
-def _is_form(data: object) -> bool:
-    # A mapping or a list of pairs is form fields (requests' rule); bytes, str or an iterator
-    # of bytes is the body itself.
-    if isinstance(data, Mapping):
-        return True
-    return isinstance(data, (list, tuple)) and all(isinstance(p, tuple) for p in data)
 
 
 def request(method: str, url: str | URL, **kwargs: Any) -> Response:

@@ -1,0 +1,531 @@
+"""One HTTP/2 connection for asyncio, shared by many tasks: streams, flow control, GOAWAY.
+
+The protocol is `protocol.http2.H2Protocol` (sans-I/O), as in `sync.http2`; the event loop is
+the reader. ``data_received`` feeds the protocol and dispatches its events to the streams, each
+of which wakes its task through one future. The sync driver's two rules come for free here:
+
+- **Wire order.** Allocating a stream id, HPACK-encoding and writing the HEADERS frame are one
+  synchronous step (no ``await`` between them), so ids, HPACK state and the bytes on the wire
+  agree whatever the tasks do.
+- **Whoever waits, the loop reads.** No reader task, no read lock: a task waits only for its
+  own stream's future.
+
+A task cancelled while it owns a stream resets it (RST_STREAM(CANCEL)); the connection goes on
+carrying the others. A GOAWAY, a SETTINGS change or a failure is reported to the pool through
+``on_event``, so waiting requests go elsewhere at once; streams the server never processed
+(above GOAWAY's last id, REFUSED_STREAM) are marked ``unprocessed`` and may be resent.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from ..exceptions import (
+    ConnectError,
+    ReadError,
+    ReadTimeout,
+    RemoteProtocolError,
+    StreamReset,
+    TransportError,
+    WriteTimeout,
+)
+from ..io.sockets import DialInfo
+from ..lifecycle.exchange import Exchange
+from ..lifecycle.rules import CloseReason, Limits, expiry
+from ..models import Origin, Request, Timeout
+from ..protocol import http2 as h2p
+from ..sync.http2 import H2ResponseHead
+from .transport import Waiter, tls_facts
+
+__all__ = ["AsyncHTTP2Connection"]
+
+EventCallback = Callable[[Any, CloseReason | None], None]
+_ids = itertools.count(2_000_001)  # distinct from other connection ids at a glance
+
+
+def _expire(fut: asyncio.Future[None]) -> None:
+    if not fut.done():
+        fut.set_exception(TimeoutError())
+
+
+class _Stream:
+    """One stream's inbox, filled by ``data_received`` and drained by its task."""
+
+    __slots__ = ("chunks", "ended", "error", "fut", "head", "id", "owed", "trailers", "unprocessed")
+
+    def __init__(self, stream_id: int) -> None:
+        self.id = stream_id
+        self.fut: asyncio.Future[None] | None = None
+        self.head: H2ResponseHead | None = None
+        self.chunks: list[bytes] = []
+        self.owed = 0  # flow-controlled bytes received and not yet acknowledged
+        self.ended = False
+        self.error: TransportError | None = None
+        self.trailers: list[tuple[bytes, bytes]] | None = None
+        self.unprocessed = False
+
+    def wake(self) -> None:
+        fut = self.fut
+        if fut is not None and not fut.done():
+            fut.set_result(None)
+
+    def fail(self, error: TransportError, unprocessed: bool = False) -> None:
+        if self.error is None and not self.ended:
+            self.error = error
+            self.unprocessed = unprocessed
+        self.wake()
+
+
+class AsyncHTTP2Connection(asyncio.Protocol):
+    """An HTTP/2 connection to one origin, owned by an `AsyncConnectionPool`."""
+
+    multiplexed = True
+    protocol = "h2"
+
+    def __init__(self, origin: Origin, clock: Callable[[], float], on_event: EventCallback):
+        self.id = next(_ids)
+        self.origin = origin
+        self._clock = clock
+        self._on_event = on_event
+        self._proto = h2p.H2Protocol()
+        self._transport: asyncio.Transport | None = None
+        self._streams: dict[int, _Stream] = {}
+        self._ready = False  # the preface was exchanged: the pool knows this connection
+        self._settings = _Stream(0)  # woken when the server's first SETTINGS arrive
+        self._write = Waiter()
+        self.lost: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self.timings = DialInfo()
+        self.tls: tuple[str | None, str | None, str | None] = (None, None, None)
+        self.local_address = self.remote_address = ("", 0)
+        self.created_at = self.idle_since = clock()
+        self.requests = 0
+        self.rtt = 0.0
+        self.server_timeout: float | None = None
+        self.server_max: int | None = None
+        self.expires_at = float("inf")
+        self.expiry_reason: CloseReason | None = None
+        self.hangup_seen = False
+        self.close_reason: CloseReason | None = None
+        self.in_flight = 0
+        self.accepting = True
+        self.stop_reason: CloseReason | None = None
+        self.stream_limit = self._proto.peer_max_concurrent_streams
+
+    @property
+    def released(self) -> bool:
+        return self.lost.done()
+
+    # -- set-up -------------------------------------------------------------------------------
+
+    async def start(self, timings: DialInfo, timeout: float | None) -> None:
+        """Send our preface and wait for the server's SETTINGS (see `sync.http2` for why)."""
+        self.timings = timings
+        self.rtt = timings.connect
+        self.local_address = timings.local_address
+        self.remote_address = timings.remote_address
+        transport = self._transport
+        assert transport is not None
+        self.tls = tls_facts(transport)
+        settings = self._settings
+        while not self._proto.peer_settings_received:
+            if settings.error is not None:
+                raise ConnectError(f"HTTP/2 set-up with {self.origin} failed: {settings.error}")
+            try:
+                await self._sleep(settings, timeout)
+            except TimeoutError:
+                raise ConnectError(
+                    f"{self.origin} sent no HTTP/2 SETTINGS within {timeout}s"
+                ) from None
+        self._ready = True
+
+    # -- what the event loop calls ------------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self._transport = transport  # type: ignore[assignment]  # uvloop's is no subclass
+        # The preface goes first, before anything that arrived is read (and acknowledged).
+        transport.write(self._proto.initiate())  # type: ignore[attr-defined]
+
+    def data_received(self, data: bytes) -> None:
+        self._dispatch(data)
+
+    def eof_received(self) -> bool:
+        idle = self.in_flight == 0
+        reason = CloseReason.SERVER_CLOSED_IDLE if idle else CloseReason.SERVER_CLOSED
+        self._fail(reason, f"{self.origin} closed the connection")
+        return False
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if not self.lost.done():
+            self.lost.set_result(None)
+        self._write.fail(ConnectionResetError("the connection was closed"))
+        if self.close_reason is None:
+            self._fail(CloseReason.NETWORK_ERROR, f"the connection to {self.origin} broke: {exc}")
+
+    def pause_writing(self) -> None:
+        self._write.pause_writing()
+
+    def resume_writing(self) -> None:
+        self._write.resume_writing()
+
+    # -- lifecycle questions the pool asks ----------------------------------------------------
+
+    def go_idle(self, now: float, limits: Limits, learned: float | None) -> CloseReason | None:
+        """Start an idle period: fix when it must end. A reason means: do not pool it at all."""
+        self.idle_since = now
+        self.expires_at, self.expiry_reason = expiry(self, limits, learned)
+        return self.expiry_reason if self.expires_at <= now else None
+
+    def check_idle(self) -> CloseReason | None:
+        """The loop has read what an idle connection received (PING, SETTINGS, GOAWAY, EOF)."""
+        if self.close_reason is not None:
+            return self.close_reason
+        if self._proto.goaway is not None or self._proto.closed:
+            return CloseReason.GOAWAY
+        return None
+
+    # -- one request --------------------------------------------------------------------------
+
+    async def send_request(
+        self, exchange: Exchange, request: Request, timeout: Timeout
+    ) -> H2ResponseHead:
+        """Open a stream, send the request and wait for the response head."""
+        url = request.url
+        fields = request.wire_headers().lower_items()
+        body = request.body
+        if isinstance(body, bytes) and body and not request.wire_headers().get("content-length"):
+            fields.append(("content-length", str(len(body))))
+        headers = h2p.request_headers(
+            request.method, url.origin.scheme, url.host_header, url.target, fields
+        )
+        stream = self._open_stream(exchange, request, headers, end=not body)
+        try:
+            if body:
+                await self._send_body(stream, body, request, timeout)
+            sent_at = self._clock()
+            while stream.head is None:
+                await self._wait_for(stream, request, timeout)
+        except TransportError:
+            exchange.unprocessed = stream.unprocessed
+            raise
+        exchange.response_started = True
+        exchange.ttfb = ttfb = self._clock() - sent_at
+        if ttfb < self.rtt:
+            self.rtt = ttfb
+        return stream.head
+
+    def _open_stream(
+        self, exchange: Exchange, request: Request, headers: list[tuple[bytes, bytes]], end: bool
+    ) -> _Stream:
+        # Id, HPACK state and wire order agree: one synchronous step.
+        refused = None
+        transport = self._transport
+        if self._proto.goaway is not None or self._proto.closed or not self.accepting:
+            refused = f"the HTTP/2 connection to {self.origin} stopped taking new streams"
+        elif transport is None or transport.is_closing():
+            refused = f"the HTTP/2 connection to {self.origin} was closed"
+        else:
+            try:
+                stream_id, data = self._proto.send_headers(headers, end_stream=end)
+            except h2p.LocalProtocolError as exc:
+                refused = f"cannot open a stream to {self.origin}: {exc}"
+        if refused is not None:
+            exchange.unprocessed = True  # nothing was sent: any method may go elsewhere
+            raise ReadError(refused, request=request)
+        stream = _Stream(stream_id)
+        self._streams[stream_id] = stream
+        exchange.stream = stream
+        exchange.stream_id = stream_id
+        assert transport is not None
+        transport.write(data)
+        exchange.wrote_any = True
+        return stream
+
+    async def _send_body(
+        self, stream: _Stream, body: bytes | Iterable[bytes], request: Request, timeout: Timeout
+    ) -> None:
+        """DATA frames as the peer's windows allow; END_STREAM after the last piece."""
+        pieces: Iterable[bytes] = (body,) if isinstance(body, bytes) else body
+        for piece in pieces:
+            view = memoryview(piece)
+            while view:
+                while not self._credit(stream):
+                    await self._wait_for(stream, request, Timeout(read=timeout.write))
+                if stream.ended:  # the server answered before the upload ended (RFC 9113 §8.1)
+                    return
+                if stream.error is not None:
+                    raise stream.error
+                chunk = bytes(view[: self._proto.send_window(stream.id)])
+                self._send(self._proto.send_data(stream.id, chunk, False))
+                view = view[len(chunk) :]
+                await self._drain(request, timeout)
+        if not stream.ended and stream.error is None and not self._proto.closed:
+            self._send(self._proto.end_stream(stream.id))
+
+    def _credit(self, stream: _Stream) -> bool:
+        if stream.ended or stream.error is not None:
+            return True
+        try:
+            return self._proto.send_window(stream.id) > 0
+        except h2p.LocalProtocolError:  # the stream was reset meanwhile
+            return True
+
+    async def read_all(self, exchange: Exchange, request: Request, timeout: Timeout) -> bytes:
+        """The whole body (flow-control credit is returned as it is read)."""
+        pieces: list[bytes] = []
+        while True:
+            piece = await self.read_body(exchange, request, timeout)
+            if not piece:
+                return b"".join(pieces)
+            pieces.append(piece)
+
+    async def read_body(self, exchange: Exchange, request: Request, timeout: Timeout) -> bytes:
+        """The next piece of the body; b"" once the stream ended."""
+        stream: _Stream = exchange.stream
+        while not stream.chunks and not stream.ended:
+            await self._wait_for(stream, request, timeout)
+        chunks = stream.chunks
+        if not chunks:
+            self._streams.pop(stream.id, None)
+            return b""
+        stream.chunks = []
+        data = chunks[0] if len(chunks) == 1 else b"".join(chunks)
+        owed, stream.owed = stream.owed, 0
+        if stream.ended:
+            self._streams.pop(stream.id, None)
+        if owed and not self._proto.closed:
+            try:
+                self._send(self._proto.acknowledge(stream.id, owed))
+            except h2p.LocalProtocolError:
+                pass  # a failing connection: data_received reports it
+        return data
+
+    def trailers(self, exchange: Exchange) -> list[tuple[bytes, bytes]] | None:
+        stream: _Stream | None = exchange.stream
+        return stream.trailers if stream is not None else None
+
+    async def close_early(
+        self, exchange: Exchange, request: Request, timeout: Timeout, clock: Callable[[], float]
+    ) -> CloseReason | None:
+        """A streamed response closed before its end: reset the stream; never a reason to
+        close the connection."""
+        self.abandon(exchange)
+        return None
+
+    def abandon(self, exchange: Exchange) -> None:
+        """Interrupted (cancelled): reset the stream; the connection carries on."""
+        stream: _Stream | None = exchange.stream
+        if stream is None:
+            return
+        self._streams.pop(stream.id, None)
+        if not stream.ended and stream.error is None:
+            self._reset(stream)
+
+    def release_unread(self, exchange: Exchange) -> bool:
+        """A streamed response was garbage-collected unread: reset its stream, keep the
+        connection."""
+        self.abandon(exchange)
+        return False
+
+    def _reset(self, stream: _Stream) -> None:
+        # A stream whose END_STREAM arrived needs no RST_STREAM (h2's server side even treats
+        # one as a connection error).
+        if self._proto.closed or self._proto.stream_ended_remote(stream.id):
+            return
+        try:
+            self._send(self._proto.reset_stream(stream.id, h2p.ErrorCode.CANCEL))
+        except h2p.LocalProtocolError:
+            pass
+
+    # -- waiting and writing ------------------------------------------------------------------
+
+    async def _sleep(self, stream: _Stream, seconds: float | None) -> None:
+        fut = asyncio.get_running_loop().create_future()
+        stream.fut = fut
+        timer = None if seconds is None else fut.get_loop().call_later(seconds, _expire, fut)
+        try:
+            await fut
+        finally:
+            stream.fut = None
+            if timer is not None:
+                timer.cancel()
+
+    async def _wait_for(self, stream: _Stream, request: Request, timeout: Timeout) -> None:
+        """Until the stream has news (or failed: raised); a timeout resets the stream."""
+        if stream.error is None:
+            try:
+                await self._sleep(stream, timeout.read)
+            except TimeoutError:
+                self._streams.pop(stream.id, None)
+                self._reset(stream)
+                raise ReadTimeout(
+                    f"no response from {self.origin} within {timeout.read}s",
+                    request=request,
+                    may_have_reached_server=True,
+                ) from None
+        if stream.error is not None:
+            if stream.error.request is None:
+                stream.error.request = request
+            raise stream.error
+
+    def _send(self, data: bytes) -> None:
+        if data and self._transport is not None and not self._transport.is_closing():
+            self._transport.write(data)
+
+    async def _drain(self, request: Request, timeout: Timeout) -> None:
+        try:
+            await self._write.drained(timeout.write)
+        except TimeoutError:
+            raise WriteTimeout(
+                f"writing to {self.origin} timed out after {timeout.write}s", request=request
+            ) from None
+        except OSError as exc:
+            raise ReadError(f"the connection to {self.origin} broke: {exc}") from None
+
+    # -- what arrived -------------------------------------------------------------------------
+
+    def _dispatch(self, data: bytes) -> None:
+        error: h2p.H2ProtocolError | None = None
+        try:
+            events = self._proto.receive(data)
+        except h2p.H2ProtocolError as exc:
+            events, error = exc.events, exc
+        self._send(self._proto.data_to_send())
+        report: CloseReason | None = None
+        changed = False
+        streams = self._streams
+        for event in events:
+            if isinstance(event, h2p.Data):
+                stream = streams.get(event.stream_id)
+                if stream is None:  # nobody reads it any more: refund the connection
+                    if not self._proto.closed:
+                        self._send(self._proto.acknowledge(event.stream_id, event.flow_length))
+                    continue
+                stream.chunks.append(event.data)
+                stream.owed += event.flow_length
+                stream.ended = event.end_stream
+                stream.wake()
+            elif isinstance(event, h2p.ResponseHeaders):
+                stream = streams.get(event.stream_id)
+                if stream is not None:
+                    stream.head = H2ResponseHead(event.status, event.headers)
+                    stream.ended = event.end_stream
+                    stream.wake()
+            elif isinstance(event, h2p.GoAway):
+                self._goaway(event)
+                report = CloseReason.GOAWAY
+            elif isinstance(event, h2p.SettingsChanged):
+                self.stream_limit = max(event.max_concurrent_streams, 0)
+                changed = True
+                self._settings.wake()
+                self._wake_all()  # a new initial window may let uploads go on
+            else:
+                self._other_event(event)
+        if error is not None:
+            self._fail(
+                CloseReason.PROTOCOL_ERROR, f"HTTP/2 protocol error from {self.origin}: {error}"
+            )
+        elif self._ready and (report is not None or changed):
+            self._on_event(self, report)
+
+    def _other_event(self, event: object) -> None:
+        if isinstance(event, h2p.Trailers):
+            stream = self._streams.get(event.stream_id)
+            if stream is not None:
+                stream.trailers = event.headers
+                stream.ended = True
+                stream.wake()
+        elif isinstance(event, h2p.StreamReset):
+            self._stream_reset(event)
+        elif isinstance(event, h2p.WindowUpdated):
+            if event.stream_id == 0:
+                self._wake_all()
+            else:
+                stream = self._streams.get(event.stream_id)
+                if stream is not None:
+                    stream.wake()
+
+    def _stream_reset(self, event: h2p.StreamReset) -> None:
+        stream = self._streams.pop(event.stream_id, None)
+        if stream is None:
+            return
+        refused = event.error_code == h2p.ErrorCode.REFUSED_STREAM and stream.head is None
+        who = "the server reset" if event.remote else "tether reset (invalid response on)"
+        error = StreamReset(
+            f"{who} stream {event.stream_id} on {self.origin} ({_code_name(event.error_code)})",
+            error_code=event.error_code,
+            may_have_reached_server=not refused,
+        )
+        stream.fail(error, unprocessed=refused)
+
+    def _goaway(self, event: h2p.GoAway) -> None:
+        # Streams above last_stream_id were not processed (RFC 9113 §6.8): any method may be
+        # sent again elsewhere. Those at or below it finish normally.
+        for stream_id, stream in list(self._streams.items()):
+            if stream_id > event.last_stream_id:
+                del self._streams[stream_id]
+                stream.fail(
+                    ReadError(
+                        f"{self.origin} sent GOAWAY (last stream {event.last_stream_id}, "
+                        f"{_code_name(event.error_code)}) before processing stream {stream_id}",
+                        may_have_reached_server=False,
+                    ),
+                    unprocessed=True,
+                )
+
+    def _wake_all(self) -> None:
+        for stream in tuple(self._streams.values()):
+            stream.wake()
+
+    # -- failure and closing ------------------------------------------------------------------
+
+    def _fail(self, reason: CloseReason, message: str) -> None:
+        """The connection is done for: every stream fails, the pool is told, it is closed."""
+        if self.close_reason is not None:
+            return
+        streams, self._streams = self._streams, {}
+        for stream in streams.values():
+            stream.fail(ReadError(message, may_have_reached_server=True))
+        self._settings.fail(RemoteProtocolError(message))
+        if self.accepting and self._ready:
+            self._on_event(self, reason)  # the brain stops it (and closes it when empty)
+        self.close(reason)
+
+    def close(self, reason: CloseReason) -> None:
+        """Close the connection (exactly once): GOAWAY, then the socket once it is flushed."""
+        if self.close_reason is not None:
+            return
+        self.close_reason = reason
+        self.accepting = False
+        transport = self._transport
+        if transport is not None and not transport.is_closing():
+            if not self._proto.closed:
+                transport.write(self._proto.close())
+            transport.close()
+        for stream in tuple(self._streams.values()):
+            stream.fail(
+                ReadError(
+                    f"the connection to {self.origin} was closed ({reason.name})",
+                    may_have_reached_server=True,
+                )
+            )
+
+    @property
+    def closed(self) -> bool:
+        return self.close_reason is not None
+
+    def __repr__(self) -> str:
+        state = f"closed: {self.close_reason.name}" if self.close_reason else "open"
+        return (
+            f"<AsyncHTTP2Connection #{self.id} {self.origin} streams={self.in_flight}/"
+            f"{self.stream_limit} requests={self.requests} {state}>"
+        )
+
+
+def _code_name(code: int) -> str:
+    try:
+        return h2p.ErrorCode(code).name
+    except ValueError:
+        return f"error code {code}"
