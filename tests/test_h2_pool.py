@@ -12,7 +12,7 @@ from collections import Counter
 from collections.abc import Callable
 
 import pytest
-from h2util import run_threads, wait_until
+from h2util import BUG_HAND_OVER, BUG_RETRY_BUDGET, BUG_SEND_WINDOW_RACE, run_threads, wait_until
 from servers.hypercorn_server import Hypercorn
 from servers.nghttpd import Nghttpd
 from servers.nginx import Nginx
@@ -54,21 +54,6 @@ def test_goaway_after_n_sequential_all_succeed(
     assert len(server.requests_per_connection()) == math.ceil(total / per_conn)
     assert stats.connections_opened == math.ceil(total / per_conn)
     assert stats.goaways == total // per_conn
-
-
-BUG_RETRY_BUDGET = (
-    "bug: 16 threads on one connection whose server takes 7 streams: each GOAWAY(last) "
-    "bounces ~9 unprocessed streams onto the next connection, where they race the others "
-    "again; a stream that loses 6 times exceeds MAX_UNPROCESSED_RETRIES=5 "
-    "(lifecycle/rules.py:188, pool.py _may_retry) and ReadError('sent GOAWAY ... before "
-    "processing stream N') reaches the user"
-)
-BUG_SEND_WINDOW_RACE = (
-    "bug: a GOAWAY dispatched by another thread between _send_body's stream.error check and "
-    "send_window() (sync/http2.py:421-428) makes send_window raise LocalProtocolError('stream "
-    "N is not open'): not a TransportError, so an unprocessed request is not retried, the "
-    "user gets tether's internal error, and stats().in_use stays 1 afterwards"
-)
 
 
 def _goaway_threads(server: Nginx, per_conn: int, body: bytes | None, method: str) -> None:
@@ -214,13 +199,6 @@ def test_strict_servers_never_see_the_limit_exceeded(
 # -- multiplexing and order ----------------------------------------------------------------
 
 
-BUG_HAND_OVER = (
-    "bug: with 16 threads waiting on one HTTP/2 connection, some streams' responses arrive "
-    "(server answered all 16) but their threads sleep until ReadTimeout: the reader leaves "
-    "and _hand_over (sync/http2.py:597) wakes ONE sleeper from the set, which may be a thread "
-    "whose data was already dispatched (it returns without reading), so nobody reads any "
-    "more. Seen in ~1 of 3 rounds against nginx /slow and H2TestServer /slow?ms=200"
-)
 ROUNDS = 15  # the bug shows in ~1 round of 3: 15 rounds make a pass by luck negligible
 
 
@@ -249,7 +227,7 @@ def test_sixteen_cold_threads_open_one_connection(nginx_h2: Nginx) -> None:
     for _round in range(60):
         before = len(nginx_h2.access_log())
         with _session(nginx_h2, timeout=5) as session:
-            results, errors = run_threads(THREADS, lambda t: session.get(nginx_h2.url + "/slow"))
+            _results, errors = run_threads(THREADS, lambda t: session.get(nginx_h2.url + "/slow"))
         assert errors == []
         entries = nginx_h2.wait_for_requests(before + THREADS)[before:]
         assert len({e.connection for e in entries}) == 1
@@ -342,6 +320,8 @@ def test_idle_connection_survives_below_server_timeout(
 def test_session_close_returns_fds(nginx_h2: Nginx, hypercorn_server: Hypercorn) -> None:
     from helpers import fd_count
 
+    with tether.Session(http2=True, verify=str(nginx_h2.ca_file)) as warm:
+        warm.get(nginx_h2.url + "/")  # the process-wide watcher's epoll fd exists from here on
     baseline = fd_count()
     session = tether.Session(http2=True, verify=str(nginx_h2.ca_file))
     other = tether.Session(http2=True, verify=str(hypercorn_server.ca_file))
