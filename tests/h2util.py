@@ -9,30 +9,6 @@ from typing import TypeVar
 
 T = TypeVar("T")
 
-# Known tether bugs, shared by the xfail marks of several test files (see the report).
-BUG_RETRY_BUDGET = (
-    "bug: 16 threads on one connection whose server takes 7 streams: each GOAWAY(last) "
-    "bounces ~9 unprocessed streams onto the next connection, where they race the others "
-    "again; a stream that loses 6 times exceeds MAX_UNPROCESSED_RETRIES=5 "
-    "(lifecycle/rules.py:188, pool.py _may_retry) and ReadError('sent GOAWAY ... before "
-    "processing stream N') reaches the user"
-)
-
-BUG_SEND_WINDOW_RACE = (
-    "bug: a GOAWAY dispatched by another thread between _send_body's stream.error check and "
-    "send_window() (sync/http2.py:421-428) makes send_window raise LocalProtocolError('stream "
-    "N is not open'): not a TransportError, so an unprocessed request is not retried, the "
-    "user gets tether's internal error, and stats().in_use stays 1 afterwards"
-)
-
-BUG_HAND_OVER = (
-    "bug: with 16 threads waiting on one HTTP/2 connection, some streams' responses arrive "
-    "(server answered all 16) but their threads sleep until ReadTimeout: the reader leaves "
-    "and _hand_over (sync/http2.py:597) wakes ONE sleeper from the set, which may be a thread "
-    "whose data was already dispatched (it returns without reading), so nobody reads any "
-    "more. Seen in ~1 of 3 rounds against nginx /slow and H2TestServer /slow?ms=200"
-)
-
 JOIN_TIMEOUT = 60.0  # far above any test's expected run; a hang fails instead of stalling
 
 

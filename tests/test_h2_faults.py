@@ -11,7 +11,7 @@ from collections import Counter
 from collections.abc import Iterator
 
 import pytest
-from h2util import BUG_HAND_OVER, BUG_SEND_WINDOW_RACE, run_threads
+from h2util import run_threads
 from servers.process import free_port
 
 import tether
@@ -35,7 +35,6 @@ def _session(**kwargs: object) -> tether.Session:
 # -- GOAWAY, REFUSED_STREAM, stream limits ---------------------------------------------------
 
 
-@pytest.mark.xfail(strict=True, reason=f"{BUG_SEND_WINDOW_RACE}; and {BUG_HAND_OVER}")
 @pytest.mark.parametrize("method", ["GET", "POST"])
 def test_goaway_below_in_flight_streams_retries_the_rest(method: str) -> None:
     # Either bug shows in ~1 run of 2 here: 8 rounds make a lucky pass negligible.
@@ -152,15 +151,6 @@ def test_trailers(server: H2TestServer, stream: bool) -> None:
         assert r.trailers["x-checksum"] == hashlib.sha256(body).hexdigest()
 
 
-BUG_EARLY_CLOSE_DIAL = (
-    "bug: after a streamed HTTP/2 response is closed early, concurrent requests often open a "
-    "SECOND connection though the first is idle and healthy (4 of 5 runs). Guess: the "
-    "cancelled stream's in-flight DATA wakes the watcher, _on_peer_event claims the idle "
-    "connection for check_idle (pool.py _on_peer_event / poolstate.claim_idle) and requests "
-    "arriving meanwhile see no usable connection and dial"
-)
-
-
 def test_streamed_response_closed_early_keeps_serving(server: H2TestServer) -> None:
     with _session() as session:
         big = session.get(server.url + "/bytes/5000000", stream=True)
@@ -173,7 +163,6 @@ def test_streamed_response_closed_early_keeps_serving(server: H2TestServer) -> N
     # (that no second connection is dialed is test_..._then_threads_share_connection's job)
 
 
-@pytest.mark.xfail(strict=True, reason=BUG_EARLY_CLOSE_DIAL)
 def test_streamed_response_closed_early_then_threads_share_connection() -> None:
     for _round in range(5):
         with H2TestServer() as srv, _session() as session:
@@ -200,13 +189,6 @@ STREAM_FAULTS = ["no-status", "two-status", "conn-header", "upper-name", "conten
 # Broken framing or floods are connection errors: the connection is replaced.
 CONNECTION_FAULTS = ["continuation-flood", "settings-flood", "ping-flood", "invalid-frame"]
 
-BUG_CONN_ERROR_TYPE = (
-    "bug: an HTTP/2 connection error from the server reaches the user as ReadError (a "
-    "NetworkError), not RemoteProtocolError/H2ProtocolError: sync/http2.py _dispatch passes "
-    "a string to _fail, which builds ReadError (http2.py ~line 700). Being a NetworkError, "
-    "Go's rule also resends the GET on a fresh connection, so the bad request goes out twice"
-)
-
 
 @pytest.mark.parametrize("fault", STREAM_FAULTS)
 def test_malformed_response_is_stream_error(server: H2TestServer, fault: str) -> None:
@@ -219,7 +201,6 @@ def test_malformed_response_is_stream_error(server: H2TestServer, fault: str) ->
     assert server.connections_accepted == 1
 
 
-@pytest.mark.xfail(strict=True, reason=BUG_CONN_ERROR_TYPE)
 @pytest.mark.parametrize("fault", CONNECTION_FAULTS)
 def test_connection_error_is_typed_and_pool_recovers(server: H2TestServer, fault: str) -> None:
     with _session() as session:

@@ -22,7 +22,6 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from ..exceptions import (
-    NetworkError,
     PoolClosed,
     PoolTimeout,
     RemoteProtocolError,
@@ -32,9 +31,9 @@ from ..exceptions import (
     TransportError,
 )
 from ..io.tls import CertTypes, TLSConfig, VerifyTypes
-from ..lifecycle.exchange import Exchange
+from ..lifecycle.exchange import Attempts, Exchange
 from ..lifecycle.poolstate import Action, Order, PoolState, PoolStats
-from ..lifecycle.rules import MAX_UNPROCESSED_RETRIES, CloseReason, Limits
+from ..lifecycle.rules import CloseReason, Limits
 from ..models import (
     DEFAULT_PORTS,
     URL,
@@ -174,17 +173,15 @@ class AsyncConnectionPool:
         """Send a built request on a pooled connection and return its response."""
         t = self.timeout if timeout is None else Timeout.of(timeout)
         started = self._clock()
-        retries = 0
-        fresh = False  # a retry after a dead reused connection wants a new one
-        failed: TransportError | None = None
+        attempts = Attempts()
         while True:
             try:
-                exchange = await self._checkout(t, fresh)
+                exchange = await self._checkout(t, attempts.fresh)
             except RequestError as exc:  # dial or pool wait failed: this attempt sent nothing
                 exc.request = request
-                if failed is not None:
-                    exc.may_have_reached_server |= failed.may_have_reached_server
-                    raise exc from failed
+                if attempts.failed is not None:  # but an earlier attempt may have reached it
+                    exc.may_have_reached_server |= attempts.reached
+                    raise exc from attempts.failed
                 raise
             conn: Connection = exchange.conn
             try:
@@ -192,15 +189,13 @@ class AsyncConnectionPool:
                 break
             except TransportError as exc:
                 self._failed(exchange, exc)
-                if not self._may_retry(exchange, request, exc, retries):
+                if not attempts.retry(exchange, request.replayable, exc):
                     raise
-                retries += 1
-                fresh = not exchange.unprocessed
-                failed = exc
+                self._retried(exchange)
             except BaseException:  # cancelled (or worse): leave nothing in an unknown state
                 self._abandon(exchange)
                 raise
-        info = ConnectionInfo(exchange, retries, head.http_version)
+        info = ConnectionInfo(exchange, attempts.retries, head.http_version)
         elapsed = self._clock() - started
         if stream:
             source = _AsyncPooledBody(self, exchange, request, t)
@@ -217,18 +212,8 @@ class AsyncConnectionPool:
         self._finish(exchange)
         return AsyncResponse(head, request, info, elapsed, content=content, trailers=trailers)
 
-    def _may_retry(
-        self, exchange: Exchange, request: Request, exc: TransportError, retries: int
-    ) -> bool:
-        if exchange.unprocessed:
-            allowed = retries < MAX_UNPROCESSED_RETRIES
-        else:  # Go's rule, once: a reused connection that turned out dead
-            allowed = retries == 0 and exchange.may_retry(
-                request.replayable, isinstance(exc, NetworkError)
-            )
-        if allowed:
-            self._state.retried(exchange.unprocessed)
-        return allowed
+    def _retried(self, exchange: Exchange) -> None:
+        self._state.retried(exchange.unprocessed)
 
     # -- the body around PoolState's decisions ------------------------------------------------
 
@@ -245,8 +230,9 @@ class AsyncConnectionPool:
             dead = conn.check_idle()  # synchronous: the loop has read what arrived
             if dead is None:
                 return exchange
-            reason = self._state.dead_on_checkout(order, dead, self._clock())
-            self._close_socket(conn, reason)
+            doomed: list[tuple[Connection, CloseReason]] = []
+            self._state.dead_on_checkout(order, dead, self._clock(), doomed)
+            self._close_all(doomed)
 
     async def _order(self, t: Timeout, fresh: bool) -> Order:
         """An order filled now, or after waiting (up to ``t.pool``) for a stream or a dial."""

@@ -10,9 +10,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from .rules import should_retry
+from ..exceptions import NetworkError, TransportError
+from .rules import MAX_UNPROCESSED_RETRIES, should_retry
 
-__all__ = ["Exchange"]
+__all__ = ["Attempts", "Exchange"]
 
 
 class Exchange:
@@ -74,3 +75,45 @@ class Exchange:
             f"<Exchange conn #{getattr(self.conn, 'id', '?')} request {self.request_number} "
             f"stream {self.stream_id}>"
         )
+
+
+class Attempts:
+    """One request's attempts: whether the rules allow another, and what to tell the user.
+
+    Two budgets, kept apart so that one kind of retry never uses up the other: streams the
+    server promised it never processed (GOAWAY, REFUSED_STREAM) may be sent again up to
+    ``MAX_UNPROCESSED_RETRIES`` times, whatever the method; a reused connection that turned
+    out dead allows Go's retry once. Both bodies (threads and asyncio) use this one object.
+    """
+
+    __slots__ = ("dead", "failed", "fresh", "reached", "retries", "unprocessed")
+
+    def __init__(self) -> None:
+        self.retries = 0  # what connection_info.retries says
+        self.unprocessed = 0
+        self.dead = 0
+        self.fresh = False  # the next attempt wants a new connection (after a dead one)
+        self.failed: TransportError | None = None  # the latest attempt's error
+        self.reached = False  # may any earlier attempt have reached the server?
+
+    def retry(self, exchange: Exchange, replayable: bool, error: TransportError) -> bool:
+        """After ``exchange`` failed with ``error``: send the request again?"""
+        if exchange.unprocessed:
+            allowed = self.unprocessed < MAX_UNPROCESSED_RETRIES
+            if allowed:
+                self.unprocessed += 1
+        else:
+            allowed = self.dead == 0 and exchange.may_retry(
+                replayable, isinstance(error, NetworkError)
+            )
+            if allowed:
+                self.dead += 1
+        if allowed:
+            self.retries += 1
+            # A stream the server never processed may go on any healthy connection (after a
+            # GOAWAY that one takes no new streams; after REFUSED_STREAM it may carry the retry
+            # itself); a dead reused one asks for a new connection.
+            self.fresh = not exchange.unprocessed
+            self.failed = error
+            self.reached |= error.may_have_reached_server
+        return allowed

@@ -267,8 +267,12 @@ class PoolState(Generic[C]):
         order.exchange = Exchange(conn, conn.requests, conn.in_flight, idle_time)
         order.needs_check = was_idle
 
-    def dead_on_checkout(self, order: Order, reason: CloseReason, now: float) -> CloseReason:
-        """The idle connection of a REUSE order failed its liveness check: it carried nothing."""
+    def dead_on_checkout(
+        self, order: Order, reason: CloseReason, now: float, doomed: Doomed[C]
+    ) -> None:
+        """The idle connection of a REUSE order failed its liveness check: this order carried
+        nothing on it. It is closed now, or (HTTP/2: other orders took streams on it meanwhile)
+        once their streams end: a GOAWAY still lets the streams it covers finish."""
         exchange = order.exchange
         assert exchange is not None
         conn: C = exchange.conn
@@ -277,13 +281,15 @@ class PoolState(Generic[C]):
             self.reuses -= 1
         conn.in_flight -= 1
         conn.requests -= 1
-        self.active.discard(conn)
-        if conn in self.shared:
-            self.shared.remove(conn)
+        if conn.in_flight == 0:
+            self.active.discard(conn)
         if reason is CloseReason.SERVER_CLOSED_IDLE:
             self._learn(now - conn.idle_since)
-        conn.accepting = False
-        return self._count_close(reason)
+        if conn.accepting:
+            self._stop(conn, reason, doomed)
+        elif conn.in_flight == 0:  # stopped during the check (a GOAWAY it read): close now
+            doomed.append((conn, self._count_close(conn.stop_reason)))
+        self._serve_waiters(now, doomed)
 
     def dialed(self, order: Order, conn: C, now: float, doomed: Doomed[C]) -> None:
         """The order's dial succeeded: the new connection carries its request, and may serve

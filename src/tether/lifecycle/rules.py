@@ -184,5 +184,6 @@ def should_drain(
 
 # A stream the server promised it never processed (HTTP/2 GOAWAY above its last stream id, or
 # REFUSED_STREAM) may be sent again whatever its method; bound how often, in case a server
-# refuses everything.
-MAX_UNPROCESSED_RETRIES = 5
+# refuses everything. Generous: a server sending GOAWAY every 7 requests to 16 threads bounces
+# about 9 streams per connection, and an unlucky request can lose several rounds in a row.
+MAX_UNPROCESSED_RETRIES = 20

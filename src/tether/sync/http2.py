@@ -252,18 +252,20 @@ class HTTP2Connection:
         return self._ping()
 
     def _read_idle(self) -> CloseReason | None:
+        # Read only what is there (poll says so), never by changing the socket's timeout: other
+        # threads may already be writing on this connection (a busy HTTP/2 connection is shared
+        # before its checker is done), and a non-blocking socket would fail their writes.
         if not self._poller.poll(0) and not self._pending():
             return None  # the common case: nothing arrived while idle
         if not self._read_lock.acquire(blocking=False):
             return None  # someone is reading: it is in use, so it is alive
         try:
-            self._set_timeout(0.0)
-            while True:
+            while self._poller.poll(0) or self._pending():
                 try:
                     data = self._sock.recv(_RECV_SIZE)
                 except (BlockingIOError, TimeoutError, ssl.SSLWantReadError):
                     break
-                except OSError:
+                except (OSError, ValueError):
                     return CloseReason.SERVER_CLOSED_IDLE
                 if not data:
                     return CloseReason.SERVER_CLOSED_IDLE
@@ -452,16 +454,25 @@ class HTTP2Connection:
                 if stream.error is not None:
                     raise stream.error
                 with self._lock:
-                    chunk = bytes(view[: self._proto.send_window(stream.id)])
-                    if chunk:
-                        self._out.append(self._proto.send_data(stream.id, chunk, False))
+                    try:
+                        chunk = bytes(view[: self._proto.send_window(stream.id)])
+                        if chunk:
+                            self._out.append(self._proto.send_data(stream.id, chunk, False))
+                    except h2p.LocalProtocolError:
+                        # Closed for sending by what another thread is dispatching right now
+                        # (a GOAWAY, a reset, RST_STREAM(NO_ERROR) after a complete answer):
+                        # stop the upload; the reader's events say what became of the stream.
+                        return
                 failure = self._flush()
                 if failure is not None:
                     raise failure
                 view = view[len(chunk) :]
         with self._lock:
             if not stream.ended and stream.error is None and not self._proto.closed:
-                self._out.append(self._proto.end_stream(stream.id))
+                try:
+                    self._out.append(self._proto.end_stream(stream.id))
+                except h2p.LocalProtocolError:
+                    return  # closed meanwhile (see above)
         failure = self._flush()
         if failure is not None:
             raise failure

@@ -24,7 +24,6 @@ from typing import Any
 
 from ..closing import Closing
 from ..exceptions import (
-    NetworkError,
     PoolClosed,
     PoolTimeout,
     RemoteProtocolError,
@@ -38,9 +37,9 @@ from ..io.sockets import connect
 from ..io.tls import CertTypes, TLSConfig, VerifyTypes
 from ..io.watcher import Callback, watcher
 from ..lifecycle.coalescing import may_coalesce
-from ..lifecycle.exchange import Exchange
+from ..lifecycle.exchange import Attempts, Exchange
 from ..lifecycle.poolstate import Action, Order, PoolState, PoolStats
-from ..lifecycle.rules import MAX_UNPROCESSED_RETRIES, CloseReason, Limits
+from ..lifecycle.rules import CloseReason, Limits
 from ..models import (
     URL,
     HeaderInput,
@@ -218,17 +217,15 @@ class ConnectionPool(Closing):
         request.framing()  # refuse a request-smuggling shape before taking a connection
         t = self.timeout if timeout is None else Timeout.of(timeout)
         started = self._clock()
-        retries = 0
-        fresh = False  # a retry after a dead reused connection wants a new one
-        failed: TransportError | None = None  # the first attempt's error, when retrying
+        attempts = Attempts()
         while True:
             try:
-                exchange = self._checkout(t, fresh)
+                exchange = self._checkout(t, attempts.fresh)
             except RequestError as exc:  # dial or pool wait failed: this attempt sent nothing
                 exc.request = request
-                if failed is not None:  # but an earlier attempt may have reached the server
-                    exc.may_have_reached_server |= failed.may_have_reached_server
-                    raise exc from failed
+                if attempts.failed is not None:  # but an earlier attempt may have reached it
+                    exc.may_have_reached_server |= attempts.reached
+                    raise exc from attempts.failed
                 raise
             conn: Connection = exchange.conn
             try:
@@ -236,18 +233,13 @@ class ConnectionPool(Closing):
                 break
             except TransportError as exc:
                 self._failed(exchange, exc)
-                if not self._may_retry(exchange, request, exc, retries):
+                if not attempts.retry(exchange, request.replayable, exc):
                     raise
-                retries += 1
-                # A stream the server never processed may go on any healthy connection (after
-                # a GOAWAY that one takes no new streams; after REFUSED_STREAM it may carry the
-                # retry itself); a dead reused one asks for a new connection.
-                fresh = not exchange.unprocessed
-                failed = exc
+                self._retried(exchange)
             except BaseException:
                 self._abandon(exchange)
                 raise
-        info = ConnectionInfo(exchange, retries, head.http_version)
+        info = ConnectionInfo(exchange, attempts.retries, head.http_version)
         if request.url.origin != self.origin:
             info.coalesced = True  # carried by another host's connection (RFC 9113 §9.1.1)
         elapsed = self._clock() - started
@@ -266,19 +258,9 @@ class ConnectionPool(Closing):
         self._finish(exchange)
         return Response(head, request, info, elapsed, content=content, trailers=trailers)
 
-    def _may_retry(
-        self, exchange: Exchange, request: Request, exc: TransportError, retries: int
-    ) -> bool:
-        if exchange.unprocessed:
-            allowed = retries < MAX_UNPROCESSED_RETRIES
-        else:  # Go's rule, once: a reused connection that turned out dead
-            allowed = retries == 0 and exchange.may_retry(
-                request.replayable, isinstance(exc, NetworkError)
-            )
-        if allowed:
-            with self._lock:
-                self._state.retried(exchange.unprocessed)
-        return allowed
+    def _retried(self, exchange: Exchange) -> None:
+        with self._lock:
+            self._state.retried(exchange.unprocessed)
 
     # -- the body around PoolState's decisions ------------------------------------------------
 
@@ -299,9 +281,10 @@ class ConnectionPool(Closing):
                 raise
             if dead is None:
                 return exchange
+            doomed: list[tuple[Connection, CloseReason]] = []
             with self._lock:
-                reason = self._state.dead_on_checkout(order, dead, self._clock())
-            self._close_socket(conn, reason)
+                self._state.dead_on_checkout(order, dead, self._clock(), doomed)
+            self._close_all(doomed)
 
     def _order(self, t: Timeout, fresh: bool) -> Order:
         """An order filled now, or after waiting (up to ``t.pool``) for a stream or a dial."""
