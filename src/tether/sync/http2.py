@@ -24,7 +24,6 @@ import http
 import itertools
 import select
 import socket
-import ssl
 import threading
 from collections.abc import Callable, Iterable
 from typing import Literal
@@ -40,6 +39,7 @@ from ..exceptions import (
     WriteTimeout,
 )
 from ..io.sockets import DialInfo
+from ..io.tlsbio import TLSTransport
 from ..lifecycle.exchange import Exchange
 from ..lifecycle.rules import CloseReason, Limits, expiry
 from ..models import Origin, Request, Timeout
@@ -167,15 +167,9 @@ class HTTP2Connection:
         self.stream_limit = self._proto.peer_max_concurrent_streams
         self.local_address = timings.local_address
         self.remote_address = timings.remote_address
-        if isinstance(sock, ssl.SSLSocket):
-            cipher = sock.cipher()
-            self.tls: tuple[str | None, str | None, str | None] = (
-                sock.version(),
-                cipher[0] if cipher else None,
-                sock.selected_alpn_protocol(),
-            )
-        else:
-            self.tls = (None, None, None)
+        self.tls: tuple[str | None, str | None, str | None] = (
+            sock.tls_info() if isinstance(sock, TLSTransport) else (None, None, None)
+        )
 
     # -- set-up -------------------------------------------------------------------------------
 
@@ -240,7 +234,7 @@ class HTTP2Connection:
             while True:
                 try:
                     data = self._sock.recv(_RECV_SIZE)
-                except (BlockingIOError, TimeoutError, ssl.SSLWantReadError):
+                except (BlockingIOError, TimeoutError):
                     break
                 except OSError:
                     return CloseReason.SERVER_CLOSED_IDLE
@@ -462,7 +456,7 @@ class HTTP2Connection:
         """Write under the lock; a failure is returned, to be handled once the lock is free."""
         try:
             self._write_locked(data)
-        except (TimeoutError, BlockingIOError, ssl.SSLWantWriteError):
+        except (TimeoutError, BlockingIOError):
             return CloseReason.TIMEOUT, WriteTimeout(
                 f"writing to {self.origin} timed out after {timeout.write}s",
                 request=request,
@@ -580,7 +574,7 @@ class HTTP2Connection:
                 return
             try:
                 data = self._sock.recv(_RECV_SIZE)
-            except (TimeoutError, BlockingIOError, ssl.SSLWantReadError):
+            except (TimeoutError, BlockingIOError):
                 raise ReadTimeout(
                     f"no response from {self.origin} within {read_timeout}s",
                     may_have_reached_server=True,
@@ -742,8 +736,8 @@ class HTTP2Connection:
             finally:
                 self._lock.release()
         try:
-            # The plain socket's shutdown, also under TLS: it wakes a blocked reader without
-            # touching the TLS state another thread may be using.
+            # The TCP socket's shutdown (TLSTransport's is that too): it wakes a blocked reader
+            # without touching the TLS state another thread may be using.
             socket.socket.shutdown(self._sock, socket.SHUT_RDWR)
         except OSError:
             pass
