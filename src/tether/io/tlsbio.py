@@ -31,6 +31,7 @@ if TYPE_CHECKING:
 
 __all__ = ["TLSTransport"]
 
+_NOT_DONTWAIT = ~int(socket.MSG_DONTWAIT)  # a plain int: IntFlag arithmetic costs microseconds
 _RAW_RECV = 65536  # what one read of the TCP socket asks for
 _RECORD = 16384  # the most plaintext one TLS record carries
 _WRITE_STEP = 256 * 1024  # plaintext encrypted per sendall step: bounds the outgoing buffer
@@ -110,35 +111,41 @@ class TLSTransport(socket.socket):
         what arrived held no application data (a session ticket, half a record). b"" on EOF,
         with or without the peer's close_notify. ``flags`` may be ``socket.MSG_DONTWAIT``.
         """
-        if flags & ~socket.MSG_DONTWAIT:
+        if flags & _NOT_DONTWAIT:
             raise ValueError(f"TLSTransport.recv supports only MSG_DONTWAIT, not flags={flags}")
-        while True:
+        if self._eof:
+            return b""
+        if self._tls.pending() or self._incoming.pending:
             data = self._decrypt(bufsize)
             if data is not None:
                 return data
+        while True:  # each pass consumes what one read of the socket brought
             raw = socket.socket.recv(self, _RAW_RECV, flags)
             with self._lock:
                 if raw:
                     self._incoming.write(raw)
                 else:
                     self._incoming.write_eof()
+            data = self._decrypt(bufsize)
+            if data is not None:
+                return data
 
     def _decrypt(self, bufsize: int) -> bytes | None:
         """What the SSLObject can give now; None if it needs more from the socket."""
-        if self._eof:
-            return b""
         chunks: list[bytes] = []
         want = bufsize
         with self._lock:
-            read = self._tls.read
+            tls, incoming = self._tls, self._incoming
             try:
                 while want > 0:
-                    piece = read(want)
+                    piece = tls.read(want)
                     if not piece:  # close_notify
                         self._eof = True
                         break
                     chunks.append(piece)
                     want -= len(piece)
+                    if not incoming.pending and not tls.pending():
+                        break  # all consumed: spare the SSLWantReadError a read would raise
             except ssl.SSLWantReadError:
                 pass
             except (ssl.SSLZeroReturnError, ssl.SSLEOFError):  # EOF without close_notify too
