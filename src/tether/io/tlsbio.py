@@ -59,6 +59,9 @@ class TLSTransport(socket.socket):
         self._send_lock = threading.Lock()  # order of records on the wire
         self._unsent = b""  # ciphertext a non-blocking send could not hand to the kernel
         self._eof = False
+        # One reader at a time (as the drivers read): the socket is read into this buffer, so
+        # a read allocates no 64 KiB bytes object only to shrink it.
+        self._rbuf = memoryview(bytearray(_RAW_RECV))
         self._broken: OSError | None = None  # a write failed mid-record: the stream is lost
 
     # -- set-up ---------------------------------------------------------------------------
@@ -119,11 +122,12 @@ class TLSTransport(socket.socket):
             data = self._decrypt(bufsize)
             if data is not None:
                 return data
+        buf = self._rbuf
         while True:  # each pass consumes what one read of the socket brought
-            raw = socket.socket.recv(self, _RAW_RECV, flags)
+            got = socket.socket.recv_into(self, buf, _RAW_RECV, flags)
             with self._lock:
-                if raw:
-                    self._incoming.write(raw)
+                if got:
+                    self._incoming.write(buf[:got])
                 else:
                     self._incoming.write_eof()
             data = self._decrypt(bufsize)
