@@ -33,6 +33,12 @@ __all__ = ["TLSTransport"]
 
 _NOT_DONTWAIT = ~int(socket.MSG_DONTWAIT)  # a plain int: IntFlag arithmetic costs microseconds
 _RAW_RECV = 65536  # what one read of the TCP socket asks for
+# The TCP socket's own calls (ours carry plaintext, or refuse: they would bypass TLS).
+_recv_into, _sendall, _gettimeout = (
+    socket.socket.recv_into,
+    socket.socket.sendall,
+    socket.socket.gettimeout,
+)
 _RECORD = 16384  # the most plaintext one TLS record carries
 _WRITE_STEP = 256 * 1024  # plaintext encrypted per sendall step: bounds the outgoing buffer
 
@@ -55,6 +61,9 @@ class TLSTransport(socket.socket):
         self._incoming = incoming
         self._outgoing = outgoing
         self._tls = tls
+        # The C object behind SSLObject (read/write/pending), called directly on the hot path:
+        # ssl.SSLObject's methods are Python wrappers around it. Falls back to the wrapper.
+        self._c: Any = getattr(tls, "_sslobj", tls)
         self._lock = threading.Lock()  # the SSLObject and its BIOs; memory work only
         self._send_lock = threading.Lock()  # order of records on the wire
         self._unsent = b""  # ciphertext a non-blocking send could not hand to the kernel
@@ -118,28 +127,43 @@ class TLSTransport(socket.socket):
             raise ValueError(f"TLSTransport.recv supports only MSG_DONTWAIT, not flags={flags}")
         if self._eof:
             return b""
-        if self._tls.pending() or self._incoming.pending:
+        c, incoming = self._c, self._incoming
+        if c.pending() or incoming.pending:
             data = self._decrypt(bufsize)
             if data is not None:
                 return data
-        buf = self._rbuf
+        buf, lock, outgoing = self._rbuf, self._lock, self._outgoing
         while True:  # each pass consumes what one read of the socket brought
-            got = socket.socket.recv_into(self, buf, _RAW_RECV, flags)
-            with self._lock:
-                if got:
-                    self._incoming.write(buf[:got])
+            got = _recv_into(self, buf, _RAW_RECV, flags)
+            plain: bytes = b""
+            with lock:
+                if not got:
+                    incoming.write_eof()
                 else:
-                    self._incoming.write_eof()
-            data = self._decrypt(bufsize)
-            if data is not None:
-                return data
+                    incoming.write(buf[:got])
+                    try:
+                        plain = c.read(bufsize)
+                    except ssl.SSLWantReadError:
+                        continue  # half a record, or only a session ticket
+                    except ssl.SSLZeroReturnError:
+                        self._eof = True
+                        return b""
+                    if plain and not (incoming.pending or c.pending() or outgoing.pending):
+                        return plain  # the common case: one pass, everything decrypted
+            if not plain:  # EOF, or close_notify: _decrypt tells which
+                rest = self._decrypt(bufsize)
+                if rest is not None:
+                    return rest
+                continue
+            rest = self._decrypt(bufsize - len(plain))  # more records came with it
+            return plain + rest if rest else plain
 
     def _decrypt(self, bufsize: int) -> bytes | None:
         """What the SSLObject can give now; None if it needs more from the socket."""
         chunks: list[bytes] = []
         want = bufsize
         with self._lock:
-            tls, incoming = self._tls, self._incoming
+            tls, incoming = self._c, self._incoming
             try:
                 while want > 0:
                     piece = tls.read(want)
@@ -164,7 +188,7 @@ class TLSTransport(socket.socket):
     def pending(self) -> int:
         """Bytes buffered here that a poll of the socket cannot see (decrypted, or received
         and not yet decrypted)."""
-        return self._tls.pending() + self._incoming.pending
+        return int(self._c.pending()) + self._incoming.pending
 
     # -- writing --------------------------------------------------------------------------
 
@@ -179,9 +203,10 @@ class TLSTransport(socket.socket):
         with self._send_lock:
             self._check_writable()
             with self._lock:
-                self._tls.write(view)
+                self._c.write(view)
             self._transmit()
-        self._flush_outgoing()
+        if self._outgoing.pending:
+            self._flush_outgoing()
         return len(view)
 
     def sendall(self, data: ReadableBuffer, flags: int = 0) -> None:
@@ -191,9 +216,10 @@ class TLSTransport(socket.socket):
             self._check_writable()
             for start in range(0, len(view), _WRITE_STEP):
                 with self._lock:
-                    self._tls.write(view[start : start + _WRITE_STEP])
+                    self._c.write(view[start : start + _WRITE_STEP])
                 self._transmit()
-        self._flush_outgoing()
+        if self._outgoing.pending:
+            self._flush_outgoing()
 
     def _check_writable(self) -> None:
         if self._broken is not None:
@@ -207,7 +233,7 @@ class TLSTransport(socket.socket):
             data, self._unsent = self._unsent + data, b""
         if not data:
             return
-        if socket.socket.gettimeout(self) == 0.0:  # non-blocking: keep what does not fit
+        if _gettimeout(self) == 0.0:  # non-blocking: keep what does not fit
             try:
                 sent = socket.socket.send(self, data)
             except BlockingIOError:
@@ -215,7 +241,7 @@ class TLSTransport(socket.socket):
             self._unsent = data[sent:]
             return
         try:
-            socket.socket.sendall(self, data)
+            _sendall(self, data)
         except OSError as exc:  # a timeout too: part of a record may have gone out
             self._broken = exc
             raise
