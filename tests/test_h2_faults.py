@@ -40,7 +40,7 @@ def test_goaway_below_in_flight_streams_retries_the_rest(method: str) -> None:
     # Either bug shows in ~1 run of 2 here: 8 rounds make a lucky pass negligible.
     per_conn, n = 3, 8
     for _round in range(8):
-        with H2TestServer(goaway_after=per_conn) as srv, _session(timeout=3.0) as session:
+        with H2TestServer(goaway_after=per_conn) as srv, _session() as session:
 
             def work(t: int) -> dict[str, object]:
                 r = session.request(method, srv.url + f"/echo?id={t}", data=b"q" * 10)

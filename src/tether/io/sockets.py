@@ -15,6 +15,7 @@ from typing import Any
 
 from ..exceptions import ConnectError, ConnectTimeout, TLSError
 from ..models import Origin
+from .tlsbio import TLSTransport, handshake_over
 
 __all__ = ["DialInfo", "connect", "idle_socket_state", "resolve"]
 
@@ -54,16 +55,14 @@ def connect(
     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     if ssl_context is None:
         return _addresses(sock, timings, origin), timings
+    # Memory BIOs, not wrap_socket: see tlsbio. The handshake closes the socket on failure.
     try:
-        tls_sock = ssl_context.wrap_socket(sock, server_hostname=origin.host)
-    except (ssl.SSLError, ssl.CertificateError) as exc:
-        sock.close()
+        tls_sock = handshake_over(sock, ssl_context, origin.host, timeout)
+    except (ssl.SSLError, ssl.CertificateError, ValueError) as exc:
         raise TLSError(f"TLS handshake with {origin} failed: {exc}") from None
     except TimeoutError:
-        sock.close()
         raise ConnectTimeout(f"TLS handshake with {origin} timed out after {timeout}s") from None
     except OSError as exc:
-        sock.close()
         raise ConnectError(f"TLS handshake with {origin} failed: {exc}") from None
     timings.tls = time.monotonic() - connected
     return _addresses(tls_sock, timings, origin), timings
@@ -119,25 +118,18 @@ def idle_socket_state(sock: socket.socket, poller: select.poll) -> str:
     An idle HTTP/1.1 connection has nothing to say: if its socket is readable, the server has
     closed it (EOF or reset) or sent bytes nobody asked for; either way it cannot be reused.
     For TLS, readable may also mean a TLS record with no application data (a session ticket),
-    so we read to find out. The connection polls first and calls this only when the socket
-    is readable.
+    so we decrypt what is there: no plaintext (BlockingIOError once the socket is drained)
+    means still usable. The connection polls first and calls this only when the socket
+    is readable (or, for TLS, holds buffered bytes).
     """
-    if not poller.poll(0):
+    tls = isinstance(sock, TLSTransport)
+    if not poller.poll(0) and not (isinstance(sock, TLSTransport) and sock.pending()):
         return "ok"
-    if isinstance(sock, ssl.SSLSocket):
-        previous = sock.gettimeout()
-        sock.setblocking(False)
-        try:
-            data = sock.recv(1)
-        except ssl.SSLWantReadError:
-            return "ok"
-        except OSError:
-            return "closed"
-        finally:
-            sock.settimeout(previous)
-        return "data" if data else "closed"
+    # TLS cannot peek, so the byte is consumed: harmless, a connection that received
+    # unsolicited data is not reused anyway.
+    flags = socket.MSG_DONTWAIT if tls else socket.MSG_PEEK | socket.MSG_DONTWAIT
     try:
-        data = sock.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT)
+        data = sock.recv(1, flags)
     except BlockingIOError:
         return "ok"
     except OSError:

@@ -26,6 +26,8 @@ __all__ = ["IdleWatcher", "watcher"]
 _EPOLL = hasattr(select, "epoll")
 # EPOLLHUP and EPOLLERR (a reset) are always reported; EPOLLRDHUP is the peer's FIN.
 _EVENTS = select.EPOLLRDHUP | select.EPOLLONESHOT if _EPOLL else 0
+# An idle HTTP/2 connection has things to say (PING, SETTINGS, GOAWAY): any readable byte.
+_READABLE = _EVENTS | select.EPOLLIN if _EPOLL else 0
 
 
 class Watched(Protocol):
@@ -54,15 +56,26 @@ class IdleWatcher:
     def available(self) -> bool:
         return _EPOLL
 
-    def watch(self, conn: Watched, callback: Callback) -> None:
-        """Report the peer's close of ``conn`` to ``callback(conn)`` (once)."""
+    def watch(self, conn: Watched, callback: Callback, readable: bool = False) -> None:
+        """Report the peer's close of ``conn`` (``readable``: any byte) to ``callback(conn)``,
+        once."""
         epoll = self._epoll or self._start()
         fd = conn.fd
+        events = _READABLE if readable else _EVENTS
         self._entries[fd] = (weakref.ref(conn), callback)
         try:
-            epoll.register(fd, _EVENTS)
+            epoll.register(fd, events)
         except FileExistsError:
-            epoll.modify(fd, _EVENTS)
+            epoll.modify(fd, events)
+
+    def pause(self, conn: Watched) -> None:
+        """Report nothing about ``conn`` until the next ``watch`` (it is in use)."""
+        epoll = self._epoll
+        if epoll is not None:
+            try:
+                epoll.modify(conn.fd, 0)
+            except OSError:
+                pass  # not registered, or closed meanwhile
 
     def forget(self, conn: Watched) -> None:
         """``conn`` is about to be closed (closing its socket leaves the epoll set by itself)."""

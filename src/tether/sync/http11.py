@@ -13,7 +13,6 @@ import itertools
 import os
 import select
 import socket
-import ssl
 import struct
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -27,6 +26,7 @@ from ..exceptions import (
 )
 from ..io import forksafety
 from ..io.sockets import DialInfo, idle_socket_state
+from ..io.tlsbio import TLSTransport
 from ..lifecycle.exchange import Exchange
 from ..lifecycle.rules import DRAIN_LIMIT, DRAIN_TIMEOUT, CloseReason, Limits, expiry, should_drain
 from ..models import Origin, Request, Timeout
@@ -36,6 +36,10 @@ __all__ = ["HTTP11Connection"]
 
 _RECV_SIZE = 65536
 _ids = itertools.count(1)
+
+
+def _nothing_buffered() -> int:
+    return 0
 
 
 class HTTP11Connection:
@@ -56,17 +60,15 @@ class HTTP11Connection:
         self.fd = sock.fileno()
         self._poller = select.poll()
         self._poller.register(self.fd, select.POLLIN)
-        # Plain sockets run in blocking mode with kernel timeouts (SO_RCVTIMEO/SO_SNDTIMEO):
-        # Python's own timeout mode polls before every send and recv, two extra system calls
-        # per request. TLS sockets keep Python's timeouts: OpenSSL retries a blocking read
-        # that the kernel timed out, so a kernel timeout would never surface there.
-        self._kernel_timeouts = not isinstance(sock, ssl.SSLSocket)
-        # A TLS read returns at most one record (16 KiB); asking OpenSSL for more only makes
-        # it size buffers for what never comes.
-        self._recv_size = _RECV_SIZE if self._kernel_timeouts else 16 * 1024
+        # Blocking mode with kernel timeouts (SO_RCVTIMEO/SO_SNDTIMEO), TLS included (TLS runs
+        # over memory BIOs, so OpenSSL never retries a timed-out read): Python's own timeout
+        # mode polls before every send and recv, two extra system calls per request.
         self._timeouts: dict[int, float | None] = {}
-        if self._kernel_timeouts:
-            sock.settimeout(None)
+        sock.settimeout(None)
+        # TLS bytes buffered where a poll cannot see them (0 for a plain socket).
+        self._buffered: Callable[[], int] = (
+            sock.pending if isinstance(sock, TLSTransport) else _nothing_buffered
+        )
         self.created_at = clock()
         self.idle_since = self.created_at
         self.requests = 0
@@ -87,15 +89,9 @@ class HTTP11Connection:
         self._reader: ResponseReader | None = None
         self.local_address = timings.local_address
         self.remote_address = timings.remote_address
-        if isinstance(sock, ssl.SSLSocket):
-            cipher = sock.cipher()
-            self.tls: tuple[str | None, str | None, str | None] = (
-                sock.version(),
-                cipher[0] if cipher else None,
-                sock.selected_alpn_protocol(),
-            )
-        else:
-            self.tls = (None, None, None)
+        self.tls: tuple[str | None, str | None, str | None] = (
+            sock.tls_info() if isinstance(sock, TLSTransport) else (None, None, None)
+        )
         forksafety.register_connection(self)
 
     # -- lifecycle questions the pool asks ----------------------------------------------------
@@ -110,7 +106,7 @@ class HTTP11Connection:
         """The liveness check on checkout: None if the socket is fit for a request."""
         if self.close_reason is not None:  # forgotten after a fork: its fd may be another's
             return self.close_reason
-        if not self._poller.poll(0):  # the common case: quiet, so usable
+        if not self._poller.poll(0) and not self._buffered():  # the common case: quiet
             return None
         state = idle_socket_state(self._sock, self._poller)
         if state == "ok":
@@ -216,7 +212,7 @@ class HTTP11Connection:
         assert reader is not None
         try:
             while reader.head is None and self._poller.poll(0):
-                data = self._sock.recv(self._recv_size)
+                data = self._sock.recv(_RECV_SIZE)
                 if not data:
                     break
                 reader.feed(data)
@@ -341,14 +337,9 @@ class HTTP11Connection:
     # -- I/O ----------------------------------------------------------------------------------
 
     def _set_timeout(self, which: int, value: float | None) -> None:
-        if not self._kernel_timeouts:
-            which = 0  # Python's timeout is one value for reads and writes
         if self._timeouts.get(which, -1.0) == value:
             return
         self._timeouts[which] = value
-        if not self._kernel_timeouts:
-            self._sock.settimeout(value)
-            return
         seconds = 0.0 if value is None else max(value, 1e-6)  # 0 means "never" to the kernel
         whole = int(seconds)
         timeval = struct.pack("ll", whole, int((seconds - whole) * 1e6))
@@ -409,7 +400,7 @@ class HTTP11Connection:
         self, exchange: Exchange, reader: ResponseReader, request: Request, timeout: Timeout
     ) -> None:
         try:
-            data = self._sock.recv(self._recv_size)
+            data = self._sock.recv(_RECV_SIZE)
         except (TimeoutError, BlockingIOError):  # BlockingIOError: a kernel timeout
             raise ReadTimeout(
                 f"no response bytes from {self.origin} within {timeout.read}s",

@@ -26,7 +26,6 @@ import itertools
 import os
 import select
 import socket
-import ssl
 import threading
 from collections.abc import Callable, Iterable
 from typing import Literal
@@ -44,6 +43,7 @@ from ..exceptions import (
 )
 from ..io import forksafety
 from ..io.sockets import DialInfo
+from ..io.tlsbio import TLSTransport
 from ..lifecycle.coalescing import cert_names
 from ..lifecycle.exchange import Exchange
 from ..lifecycle.rules import CloseReason, Limits, expiry
@@ -180,18 +180,13 @@ class HTTP2Connection:
         forksafety.register_connection(self)
         self.local_address = timings.local_address
         self.remote_address = timings.remote_address
+        self.tls: tuple[str | None, str | None, str | None] = (
+            sock.tls_info() if isinstance(sock, TLSTransport) else (None, None, None)
+        )
         # Names a verified certificate covers: which other hosts may share it (coalescing).
-        self.cert_names: tuple[str, ...] = ()
-        if isinstance(sock, ssl.SSLSocket):
-            cipher = sock.cipher()
-            self.tls: tuple[str | None, str | None, str | None] = (
-                sock.version(),
-                cipher[0] if cipher else None,
-                sock.selected_alpn_protocol(),
-            )
-            self.cert_names = cert_names(sock.getpeercert())
-        else:
-            self.tls = (None, None, None)
+        self.cert_names: tuple[str, ...] = (
+            cert_names(sock.getpeercert()) if isinstance(sock, TLSTransport) else ()
+        )
 
     # -- set-up -------------------------------------------------------------------------------
 
@@ -251,11 +246,15 @@ class HTTP2Connection:
             return reason
         return self._ping()
 
+    def quiet(self) -> bool:
+        """Nothing has arrived that nobody read yet."""
+        return not self._poller.poll(0) and not self._pending()
+
     def _read_idle(self) -> CloseReason | None:
         # Read only what is there (poll says so), never by changing the socket's timeout: other
         # threads may already be writing on this connection (a busy HTTP/2 connection is shared
         # before its checker is done), and a non-blocking socket would fail their writes.
-        if not self._poller.poll(0) and not self._pending():
+        if self.quiet():
             return None  # the common case: nothing arrived while idle
         if not self._read_lock.acquire(blocking=False):
             return None  # someone is reading: it is in use, so it is alive
@@ -263,7 +262,7 @@ class HTTP2Connection:
             while self._poller.poll(0) or self._pending():
                 try:
                     data = self._sock.recv(_RECV_SIZE)
-                except (BlockingIOError, TimeoutError, ssl.SSLWantReadError):
+                except (BlockingIOError, TimeoutError):
                     break
                 except (OSError, ValueError):
                     return CloseReason.SERVER_CLOSED_IDLE
@@ -509,7 +508,7 @@ class HTTP2Connection:
                     self._writer = threading.get_ident()
                     self._sock.sendall(out[0] if len(out) == 1 else b"".join(out))
                     self._writer = None
-            except (TimeoutError, BlockingIOError, ssl.SSLWantWriteError):
+            except (TimeoutError, BlockingIOError):
                 return self._write_failed(
                     CloseReason.TIMEOUT, f"writing to {self.origin} timed out", WriteTimeout
                 )
@@ -641,7 +640,7 @@ class HTTP2Connection:
                 return
             try:
                 data = self._sock.recv(_RECV_SIZE)
-            except (TimeoutError, BlockingIOError, ssl.SSLWantReadError):
+            except (TimeoutError, BlockingIOError):
                 raise ReadTimeout(
                     f"no response from {self.origin} within {read_timeout}s",
                     may_have_reached_server=True,
@@ -812,8 +811,8 @@ class HTTP2Connection:
             finally:
                 self._write_lock.release()
         try:
-            # The plain socket's shutdown, also under TLS: it wakes a blocked reader without
-            # touching the TLS state another thread may be using.
+            # The TCP socket's shutdown (TLSTransport's is that too): it wakes a blocked reader
+            # without touching the TLS state another thread may be using.
             socket.socket.shutdown(self._sock, socket.SHUT_RDWR)
         except OSError:
             pass

@@ -274,6 +274,8 @@ class ConnectionPool(Closing):
             if not order.needs_check:
                 return exchange
             conn: Connection = exchange.conn
+            if conn.multiplexed and conn.watched:
+                watcher.pause(conn)  # in use: what it reads now is its streams'
             try:
                 dead = conn.check_idle()  # outside the lock: the connection is ours now
             except BaseException:
@@ -432,16 +434,28 @@ class ConnectionPool(Closing):
             else:
                 self._state.restore(conn, doomed)
                 if conn.accepting and self._watch:
-                    watcher.watch(conn, self._watch_callback)  # the one-shot report is spent
+                    self._rearm(conn)  # the one-shot report is spent
         self._close_all(doomed)
 
+    def _rearm(self, conn: Connection) -> None:
+        if conn.multiplexed:
+            self._watch_idle(conn)
+        else:
+            watcher.watch(conn, self._watch_callback)
+
     def _watch_idle(self, conn: Connection) -> None:
-        # Registered once, for hang-ups only, HTTP/2 included: a busy socket's data never wakes
-        # the watcher, so it costs no system call per request. (Arming HTTP/2 connections for
-        # any readable byte while idle was measured: under load the kernel almost always holds
-        # unread records, so the watcher woke once per request.) What an idle HTTP/2 server
-        # says (PING, SETTINGS, GOAWAY) is read when it hangs up and before each reuse.
-        if not conn.watched:
+        # HTTP/1.1: registered once, for hang-ups only: a busy socket's data never wakes the
+        # watcher, so it costs no system call per request. HTTP/2: an idle server has things
+        # to say (PING, GOAWAY, a TLS close_notify before any FIN: hypercorn), so an idle
+        # connection is watched for anything readable, armed when it goes idle and paused
+        # when it is checked out (two epoll_ctl calls per idle period). Armed only if nothing
+        # is readable yet: under load the kernel often holds unread records already, which
+        # would wake the watcher on every request; those are read at the next checkout.
+        if isinstance(conn, HTTP2Connection):
+            if conn.quiet():
+                conn.watched = True
+                watcher.watch(conn, self._watch_callback, readable=True)
+        elif not conn.watched:
             conn.watched = True
             watcher.watch(conn, self._watch_callback)
 
