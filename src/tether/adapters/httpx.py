@@ -196,7 +196,10 @@ def _body(request: httpx.Request) -> bytes | Iterator[bytes] | None:
     try:
         content = request.content
     except httpx.RequestNotRead:
-        return iter(request.stream)  # type: ignore[call-overload, no-any-return]
+        stream = request.stream
+        if not isinstance(stream, httpx.SyncByteStream):
+            raise TypeError("TetherTransport is synchronous: it cannot send an async request body")
+        return iter(stream)
     return content or None  # no body: tether adds Content-Length only where httpx did
 
 
