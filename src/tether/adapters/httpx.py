@@ -194,13 +194,12 @@ def _timeout(value: Any) -> Timeout:
 def _body(request: httpx.Request) -> bytes | Iterator[bytes] | None:
     """The body as bytes when httpx has it whole, otherwise its stream, sent as it comes."""
     try:
-        content = request.content
+        return request.content or None  # no body: Content-Length only where httpx put one
     except httpx.RequestNotRead:
         stream = request.stream
-        if not isinstance(stream, httpx.SyncByteStream):
-            raise TypeError("TetherTransport is synchronous: it cannot send an async request body")
-        return iter(stream)
-    return content or None  # no body: tether adds Content-Length only where httpx did
+    if not isinstance(stream, httpx.SyncByteStream):
+        raise TypeError("TetherTransport is synchronous: it cannot send an async request body")
+    return iter(stream)
 
 
 def _mapped(exc: tx.TetherError, request: httpx.Request) -> Exception:
