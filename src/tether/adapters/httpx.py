@@ -51,7 +51,8 @@ class TetherTransport(httpx.BaseTransport):
     """An ``httpx.BaseTransport`` that sends over tether's connection pools.
 
     Args:
-        verify: True (certifi), False, a CA bundle path, or an ``ssl.SSLContext`` (unchanged).
+        verify: True (certifi), False, a CA bundle path, or an ``ssl.SSLContext``, used
+            unchanged (httpx would set its ALPN list: for HTTP/2 give it ``["h2", "http/1.1"]``).
         cert: client certificate path, or (cert path, key path).
         http2: ``True`` offers HTTP/2 by ALPN on https; ``"prior-knowledge"`` also speaks
             HTTP/2 (h2c) to plain-http servers.
