@@ -33,8 +33,6 @@ Where it differs from requests' own ``HTTPAdapter`` (deliberately):
 
 from __future__ import annotations
 
-import http
-import http.client
 import threading
 import time
 import warnings
@@ -58,13 +56,7 @@ from requests.exceptions import (
 )
 from requests.structures import CaseInsensitiveDict
 from requests.utils import get_encoding_from_headers, select_proxy
-from urllib3.exceptions import (
-    ConnectTimeoutError,
-    InsecureRequestWarning,
-    MaxRetryError,
-    ProtocolError,
-    ReadTimeoutError,
-)
+from urllib3.exceptions import ConnectTimeoutError, InsecureRequestWarning, MaxRetryError
 from urllib3.util.retry import Retry
 
 from .. import exceptions as tx
@@ -73,6 +65,7 @@ from ..models import Request, Timeout
 from ..response import ConnectionInfo, Response
 from ..sync.http2 import HTTP2Mode
 from ..sync.poolmanager import PoolManager
+from .urllib3raw import raw_response
 
 __all__ = [
     "ProxiesNotSupported",
@@ -209,7 +202,7 @@ class TetherAdapter(BaseAdapter):
 
     def build_response(self, req: requests.PreparedRequest, resp: Response) -> requests.Response:
         """requests' ``Response`` for tether's, the way ``HTTPAdapter.build_response`` does."""
-        raw = _raw_response(resp, req)
+        raw = raw_response(resp, req)
         response = requests.Response()
         response.status_code = resp.status
         response.headers = CaseInsensitiveDict(raw.headers)
@@ -323,110 +316,6 @@ def _mapped(exc: tx.TetherError, request: Any) -> RequestException:
     else:
         kind = RequestException
     return kind(str(exc), request=request)
-
-
-# -- the urllib3-like ``raw`` -----------------------------------------------------------------
-
-
-class _Body:
-    """tether's streamed body as the file object a urllib3 ``HTTPResponse`` reads.
-
-    It also stands in for urllib3's ``_original_response`` (``msg`` for the cookie jar,
-    ``close``/``isclosed``). tether's errors become urllib3's, which requests then turns into
-    its own exactly as with its stock adapter (``ChunkedEncodingError``, ``ConnectionError``).
-    """
-
-    def __init__(self, response: Response, url: str) -> None:
-        self.response = response
-        self.msg = http.client.HTTPMessage()
-        for name, value in response.headers.multi_items():
-            self.msg[name] = value  # appends: repeated Set-Cookie headers stay apart
-        self._url = url
-        self._pieces = response.iter_bytes()
-        self._buffer = b""
-        self._done = False
-
-    @property
-    def closed(self) -> bool:
-        return self._done
-
-    def isclosed(self) -> bool:
-        return self._done
-
-    def readable(self) -> bool:
-        return True
-
-    def read(self, amt: int | None = None) -> bytes:
-        if amt is None:
-            rest = [self._buffer, *self._pull_all()]
-            self._buffer = b""
-            return b"".join(rest)
-        while len(self._buffer) < amt and not self._done:
-            self._buffer += self._pull()
-        data, self._buffer = self._buffer[:amt], self._buffer[amt:]
-        return data
-
-    def read1(self, amt: int | None = None) -> bytes:
-        if not self._buffer and not self._done:
-            self._buffer = self._pull()
-        size = len(self._buffer) if amt is None or amt < 0 else amt
-        data, self._buffer = self._buffer[:size], self._buffer[size:]
-        return data
-
-    def _pull_all(self) -> Iterator[bytes]:
-        while not self._done:
-            yield self._pull()
-
-    def _pull(self) -> bytes:
-        try:
-            return next(self._pieces)
-        except StopIteration:
-            self._done = True  # tether has already given the connection back
-            return b""
-        except tx.ReadTimeout as exc:
-            self.close()
-            raise ReadTimeoutError(None, self._url, f"Read timed out. ({exc})") from exc  # type: ignore[arg-type]
-        except tx.TetherError as exc:
-            self.close()
-            raise ProtocolError(f"Connection broken: {exc}", exc) from exc
-
-    def close(self) -> None:
-        self._done = True
-        self.response.close()
-
-
-def _raw_response(resp: Response, req: requests.PreparedRequest) -> urllib3.HTTPResponse:
-    url = req.url.decode() if isinstance(req.url, bytes) else str(req.url)
-    body = _Body(resp, url)
-    headers = urllib3.HTTPHeaderDict()
-    for name, value in resp.headers.multi_items():
-        headers.add(name, value)
-    h2 = resp.http_version == "HTTP/2"
-    reason = resp.reason or _phrase(resp.status)
-    raw = urllib3.HTTPResponse(
-        body=body,  # type: ignore[arg-type]
-        headers=headers,
-        status=resp.status,
-        version=20 if h2 else 11,
-        version_string=resp.http_version,
-        reason=reason,
-        preload_content=False,
-        decode_content=False,  # as requests' adapter: iter_content asks for decoding itself
-        original_response=body,  # type: ignore[arg-type]
-        enforce_content_length=True,
-        request_method=req.method,
-        request_url=url,
-    )
-    raw.connection_info = resp.connection_info  # type: ignore[attr-defined]
-    raw.tether_response = resp  # type: ignore[attr-defined]
-    return raw
-
-
-def _phrase(status: int) -> str:
-    try:
-        return http.HTTPStatus(status).phrase  # HTTP/2 sends no reason phrase
-    except ValueError:
-        return ""
 
 
 def connection_info(response: requests.Response) -> ConnectionInfo | None:
