@@ -28,10 +28,15 @@ def _gzip(ex: Exchange) -> None:
     ex.respond(200, headers, gzip.compress(GZIP_PLAIN))
 
 
+def _bad_gzip(ex: Exchange) -> None:
+    ex.respond(200, [("Content-Encoding", "gzip")], b"this is not gzip data at all")
+
+
 def add_routes(server: TestServer) -> TestServer:
-    """``/set-cookie`` (two cookies) and ``/gzip`` (GZIP_PLAIN, gzip-encoded)."""
+    """``/set-cookie`` (two cookies), ``/gzip`` (GZIP_PLAIN, gzip-encoded), ``/bad-gzip``."""
     server.route("/set-cookie", _set_cookie)
     server.route("/gzip", _gzip)
+    server.route("/bad-gzip", _bad_gzip)
     return server
 
 

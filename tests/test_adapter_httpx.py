@@ -103,6 +103,8 @@ def test_content_encoding(client: httpx.Client, server: TestServer) -> None:
     with client.stream("GET", server.url + "/gzip") as r:
         raw = b"".join(r.iter_raw())
     assert raw[:2] == b"\x1f\x8b" and len(raw) < len(GZIP_PLAIN)
+    with pytest.raises(httpx.DecodingError):
+        client.get(server.url + "/bad-gzip")
 
 
 def test_timeouts(client: httpx.Client, server: TestServer) -> None:

@@ -114,6 +114,8 @@ def test_content_encoding_decoded_like_requests(
     with session.get(server.url + "/gzip", stream=True) as r:
         raw = r.raw.read()  # requests' raw is not decoded: the gzip bytes as sent
     assert raw[:2] == b"\x1f\x8b" and len(raw) < len(GZIP_PLAIN)
+    with pytest.raises(requests.exceptions.ContentDecodingError):
+        session.get(server.url + "/bad-gzip")
 
 
 def test_encoding_and_text(session: requests.Session, server: TestServer) -> None:

@@ -37,7 +37,8 @@ class _Body:
             self.msg[name] = value  # appends: repeated Set-Cookie headers stay apart
         self._url = url
         self._pieces = response.iter_bytes()
-        self._buffer = b""
+        self._piece = b""  # the piece being read, from offset _pos
+        self._pos = 0
         self._done = False
 
     @property
@@ -51,20 +52,30 @@ class _Body:
         return True
 
     def read(self, amt: int | None = None) -> bytes:
-        if amt is None:
-            rest = [self._buffer, *self._pull_all()]
-            self._buffer = b""
+        if amt is None or amt < 0:
+            rest = [self._piece[self._pos :], *self._pull_all()]
+            self._piece, self._pos = b"", 0
             return b"".join(rest)
-        while len(self._buffer) < amt and not self._done:
-            self._buffer += self._pull()
-        data, self._buffer = self._buffer[:amt], self._buffer[amt:]
-        return data
+        out = []
+        while amt > 0:  # ends: each turn takes bytes, or pulls, or stops at the end
+            if self._pos >= len(self._piece):
+                if self._done:
+                    break
+                self._piece, self._pos = self._pull(), 0
+                continue
+            # An offset into the piece, not a re-sliced buffer: read(1) in a loop stays linear.
+            data = self._piece[self._pos : self._pos + amt]
+            self._pos += len(data)
+            amt -= len(data)
+            out.append(data)
+        return b"".join(out)
 
     def read1(self, amt: int | None = None) -> bytes:
-        if not self._buffer and not self._done:
-            self._buffer = self._pull()
-        size = len(self._buffer) if amt is None or amt < 0 else amt
-        data, self._buffer = self._buffer[:size], self._buffer[size:]
+        if self._pos >= len(self._piece) and not self._done:
+            self._piece, self._pos = self._pull(), 0
+        end = len(self._piece) if amt is None or amt < 0 else self._pos + amt
+        data = self._piece[self._pos : end]
+        self._pos += len(data)
         return data
 
     def _pull_all(self) -> Iterator[bytes]:
