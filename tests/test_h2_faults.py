@@ -5,6 +5,7 @@ request it received, so "retried", "processed once" and "same connection" are it
 
 from __future__ import annotations
 
+import gc
 import hashlib
 import time
 from collections import Counter
@@ -253,6 +254,7 @@ def test_faults_leave_no_sockets_behind(server: H2TestServer) -> None:
 
     with _session() as warm:  # the process-wide watcher's epoll fd exists from here on
         warm.get(server.url + "/")
+    gc.collect()  # earlier tests' garbage must not close its sockets during this one
     baseline = fd_count()
     with _session() as session:
         for path in ["/rst-mid-body", "/close-mid-stream", "/bad/invalid-frame", "/refuse"]:
@@ -262,6 +264,7 @@ def test_faults_leave_no_sockets_behind(server: H2TestServer) -> None:
         next(big.iter_bytes())
         big.close()
     assert server.wait_open_connections(0)  # the in-process server's own sockets are gone
+    gc.collect()
     assert fd_count() == baseline
     assert close_wait_count(server.port) == 0
 
