@@ -28,7 +28,6 @@ from ..exceptions import (
     ReadError,
     ReadTimeout,
     RemoteProtocolError,
-    StreamReset,
     TransportError,
     WriteTimeout,
 )
@@ -37,7 +36,7 @@ from ..lifecycle.exchange import Exchange
 from ..lifecycle.rules import CloseReason, Limits, expiry
 from ..models import Origin, Request, Timeout
 from ..protocol import http2 as h2p
-from ..sync.http2 import H2ResponseHead
+from ..protocol.h2streams import H2ResponseHead, Inbox, StreamTable
 from .transport import Waiter, tls_facts
 
 __all__ = ["AsyncHTTP2Connection"]
@@ -51,32 +50,19 @@ def _expire(fut: asyncio.Future[None]) -> None:
         fut.set_exception(TimeoutError())
 
 
-class _Stream:
+class _Stream(Inbox):
     """One stream's inbox, filled by ``data_received`` and drained by its task."""
 
-    __slots__ = ("chunks", "ended", "error", "fut", "head", "id", "owed", "trailers", "unprocessed")
+    __slots__ = ("fut",)
 
     def __init__(self, stream_id: int) -> None:
-        self.id = stream_id
+        super().__init__(stream_id)
         self.fut: asyncio.Future[None] | None = None
-        self.head: H2ResponseHead | None = None
-        self.chunks: list[bytes] = []
-        self.owed = 0  # flow-controlled bytes received and not yet acknowledged
-        self.ended = False
-        self.error: TransportError | None = None
-        self.trailers: list[tuple[bytes, bytes]] | None = None
-        self.unprocessed = False
 
     def wake(self) -> None:
         fut = self.fut
         if fut is not None and not fut.done():
             fut.set_result(None)
-
-    def fail(self, error: TransportError, unprocessed: bool = False) -> None:
-        if self.error is None and not self.ended:
-            self.error = error
-            self.unprocessed = unprocessed
-        self.wake()
 
 
 class AsyncHTTP2Connection(asyncio.Protocol):
@@ -92,7 +78,7 @@ class AsyncHTTP2Connection(asyncio.Protocol):
         self._on_event = on_event
         self._proto = h2p.H2Protocol()
         self._transport: asyncio.Transport | None = None
-        self._streams: dict[int, _Stream] = {}
+        self._table = StreamTable(origin)  # the streams, and what each event means for them
         self._ready = False  # the preface was exchanged: the pool knows this connection
         self._settings = _Stream(0)  # woken when the server's first SETTINGS arrive
         self._write = Waiter()
@@ -235,7 +221,7 @@ class AsyncHTTP2Connection(asyncio.Protocol):
             exchange.unprocessed = True  # nothing was sent: any method may go elsewhere
             raise ReadError(refused, request=request)
         stream = _Stream(stream_id)
-        self._streams[stream_id] = stream
+        self._table.streams[stream_id] = stream
         exchange.stream = stream
         exchange.stream_id = stream_id
         assert transport is not None
@@ -288,13 +274,13 @@ class AsyncHTTP2Connection(asyncio.Protocol):
             await self._wait_for(stream, request, timeout)
         chunks = stream.chunks
         if not chunks:
-            self._streams.pop(stream.id, None)
+            self._table.streams.pop(stream.id, None)
             return b""
         stream.chunks = []
         data = chunks[0] if len(chunks) == 1 else b"".join(chunks)
         owed, stream.owed = stream.owed, 0
         if stream.ended:
-            self._streams.pop(stream.id, None)
+            self._table.streams.pop(stream.id, None)
         if owed and not self._proto.closed:
             try:
                 self._send(self._proto.acknowledge(stream.id, owed))
@@ -319,7 +305,7 @@ class AsyncHTTP2Connection(asyncio.Protocol):
         stream: _Stream | None = exchange.stream
         if stream is None:
             return
-        self._streams.pop(stream.id, None)
+        self._table.streams.pop(stream.id, None)
         if not stream.ended and stream.error is None:
             self._reset(stream)
 
@@ -358,7 +344,7 @@ class AsyncHTTP2Connection(asyncio.Protocol):
             try:
                 await self._sleep(stream, timeout.read)
             except TimeoutError:
-                self._streams.pop(stream.id, None)
+                self._table.streams.pop(stream.id, None)
                 self._reset(stream)
                 raise ReadTimeout(
                     f"no response from {self.origin} within {timeout.read}s",
@@ -393,101 +379,27 @@ class AsyncHTTP2Connection(asyncio.Protocol):
         except h2p.H2ProtocolError as exc:
             events, error = exc.events, exc
         self._send(self._proto.data_to_send())
-        report: CloseReason | None = None
-        changed = False
-        streams = self._streams
-        for event in events:
-            if isinstance(event, h2p.Data):
-                stream = streams.get(event.stream_id)
-                if stream is None:  # nobody reads it any more: refund the connection
-                    if not self._proto.closed:
-                        self._send(self._proto.acknowledge(event.stream_id, event.flow_length))
-                    continue
-                stream.chunks.append(event.data)
-                stream.owed += event.flow_length
-                stream.ended = event.end_stream
-                stream.wake()
-            elif isinstance(event, h2p.ResponseHeaders):
-                stream = streams.get(event.stream_id)
-                if stream is not None:
-                    stream.head = H2ResponseHead(event.status, event.headers)
-                    stream.ended = event.end_stream
-                    stream.wake()
-            elif isinstance(event, h2p.GoAway):
-                self._goaway(event)
-                report = CloseReason.GOAWAY
-            elif isinstance(event, h2p.SettingsChanged):
-                self.stream_limit = max(event.max_concurrent_streams, 0)
-                changed = True
-                self._settings.wake()
-                self._wake_all()  # a new initial window may let uploads go on
-            else:
-                self._other_event(event)
+        applied = self._table.apply(events)
+        for stream_id, flow in applied.refunds:  # streams nobody reads any more
+            if not self._proto.closed:
+                self._send(self._proto.acknowledge(stream_id, flow))
+        if applied.settings is not None:
+            self.stream_limit = max(applied.settings.max_concurrent_streams, 0)
+            self._settings.wake()
         if error is not None:
-            self._fail(
-                CloseReason.PROTOCOL_ERROR, f"HTTP/2 protocol error from {self.origin}: {error}"
-            )
-        elif self._ready and (report is not None or changed):
-            self._on_event(self, report)
-
-    def _other_event(self, event: object) -> None:
-        if isinstance(event, h2p.Trailers):
-            stream = self._streams.get(event.stream_id)
-            if stream is not None:
-                stream.trailers = event.headers
-                stream.ended = True
-                stream.wake()
-        elif isinstance(event, h2p.StreamReset):
-            self._stream_reset(event)
-        elif isinstance(event, h2p.WindowUpdated):
-            if event.stream_id == 0:
-                self._wake_all()
-            else:
-                stream = self._streams.get(event.stream_id)
-                if stream is not None:
-                    stream.wake()
-
-    def _stream_reset(self, event: h2p.StreamReset) -> None:
-        stream = self._streams.pop(event.stream_id, None)
-        if stream is None:
-            return
-        refused = event.error_code == h2p.ErrorCode.REFUSED_STREAM and stream.head is None
-        who = "the server reset" if event.remote else "tether reset (invalid response on)"
-        error = StreamReset(
-            f"{who} stream {event.stream_id} on {self.origin} ({_code_name(event.error_code)})",
-            error_code=event.error_code,
-            may_have_reached_server=not refused,
-        )
-        stream.fail(error, unprocessed=refused)
-
-    def _goaway(self, event: h2p.GoAway) -> None:
-        # Streams above last_stream_id were not processed (RFC 9113 §6.8): any method may be
-        # sent again elsewhere. Those at or below it finish normally.
-        for stream_id, stream in list(self._streams.items()):
-            if stream_id > event.last_stream_id:
-                del self._streams[stream_id]
-                stream.fail(
-                    ReadError(
-                        f"{self.origin} sent GOAWAY (last stream {event.last_stream_id}, "
-                        f"{_code_name(event.error_code)}) before processing stream {stream_id}",
-                        may_have_reached_server=False,
-                    ),
-                    unprocessed=True,
-                )
-
-    def _wake_all(self) -> None:
-        for stream in tuple(self._streams.values()):
-            stream.wake()
+            message = f"HTTP/2 protocol error from {self.origin}: {error}"
+            self._fail(CloseReason.PROTOCOL_ERROR, message, error.error_code)
+        elif self._ready and (applied.goaway is not None or applied.settings is not None):
+            self._on_event(self, CloseReason.GOAWAY if applied.goaway is not None else None)
 
     # -- failure and closing ------------------------------------------------------------------
 
-    def _fail(self, reason: CloseReason, message: str) -> None:
-        """The connection is done for: every stream fails, the pool is told, it is closed."""
+    def _fail(self, reason: CloseReason, message: str, error_code: int | None = None) -> None:
+        """The connection is done for: every stream fails (see ``StreamTable.fail_all``), the
+        pool is told, it is closed."""
         if self.close_reason is not None:
             return
-        streams, self._streams = self._streams, {}
-        for stream in streams.values():
-            stream.fail(ReadError(message, may_have_reached_server=True))
+        self._table.fail_all(message, error_code)
         self._settings.fail(RemoteProtocolError(message))
         if self.accepting and self._ready:
             self._on_event(self, reason)  # the brain stops it (and closes it when empty)
@@ -504,13 +416,7 @@ class AsyncHTTP2Connection(asyncio.Protocol):
             if not self._proto.closed:
                 transport.write(self._proto.close())
             transport.close()
-        for stream in tuple(self._streams.values()):
-            stream.fail(
-                ReadError(
-                    f"the connection to {self.origin} was closed ({reason.name})",
-                    may_have_reached_server=True,
-                )
-            )
+        self._table.fail_all(f"the connection to {self.origin} was closed ({reason.name})")
 
     @property
     def closed(self) -> bool:
@@ -522,10 +428,3 @@ class AsyncHTTP2Connection(asyncio.Protocol):
             f"<AsyncHTTP2Connection #{self.id} {self.origin} streams={self.in_flight}/"
             f"{self.stream_limit} requests={self.requests} {state}>"
         )
-
-
-def _code_name(code: int) -> str:
-    try:
-        return h2p.ErrorCode(code).name
-    except ValueError:
-        return f"error code {code}"

@@ -21,7 +21,6 @@ a GOAWAY, a SETTINGS change or a connection failure is reported to the pool thro
 from __future__ import annotations
 
 import _thread
-import http
 import itertools
 import os
 import select
@@ -32,11 +31,9 @@ from typing import Literal
 
 from ..exceptions import (
     ConnectError,
-    H2ProtocolError,
     ReadError,
     ReadTimeout,
     RemoteProtocolError,
-    StreamReset,
     TransportError,
     WriteError,
     WriteTimeout,
@@ -49,8 +46,9 @@ from ..lifecycle.exchange import Exchange
 from ..lifecycle.rules import CloseReason, Limits, expiry
 from ..models import Origin, Request, Timeout
 from ..protocol import http2 as h2p
+from ..protocol.h2streams import H2ResponseHead, Inbox, StreamTable
 
-__all__ = ["H2ResponseHead", "HTTP2Connection", "HTTP2Mode", "start_http2"]
+__all__ = ["HTTP2Connection", "HTTP2Mode", "start_http2"]
 
 HTTP2Mode = bool | Literal["prior-knowledge"]
 EventCallback = Callable[["HTTP2Connection", CloseReason | None], None]
@@ -63,60 +61,16 @@ PING_TIMEOUT = 1.0
 _ids = itertools.count(1_000_001)  # distinct from HTTP/1.1 connection ids at a glance
 
 
-class H2ResponseHead:
-    """A response's status and headers as HTTP/2 delivered them."""
-
-    __slots__ = ("raw_headers", "status")
-
-    http_version = "HTTP/2"
-    has_body = True
-
-    def __init__(self, status: int, raw_headers: list[tuple[bytes, bytes]]) -> None:
-        self.status = status
-        self.raw_headers = raw_headers
-
-    @property
-    def reason(self) -> str:
-        """HTTP/2 has no reason phrase; the standard one for the status."""
-        try:
-            return http.HTTPStatus(self.status).phrase
-        except ValueError:
-            return ""
-
-
-class _Stream:
+class _Stream(Inbox):
     """One stream's inbox, filled by whichever thread reads and drained by its owner."""
 
-    __slots__ = (
-        "chunks",
-        "ended",
-        "error",
-        "head",
-        "id",
-        "owed",
-        "signal",
-        "trailers",
-        "unprocessed",
-    )
+    __slots__ = ("signal",)
 
     def __init__(self, stream_id: int) -> None:
-        self.id = stream_id
+        super().__init__(stream_id)
         # Its owner sleeps on this lock (held = no signal; a release is the signal): a C-level
         # binary semaphore, several times cheaper than threading.Event. Made only if needed.
         self.signal: _thread.LockType | None = None
-        self.head: H2ResponseHead | None = None
-        self.chunks: list[bytes] = []
-        self.owed = 0  # flow-controlled bytes received and not yet acknowledged
-        self.ended = False
-        self.error: TransportError | None = None
-        self.trailers: list[tuple[bytes, bytes]] | None = None
-        self.unprocessed = False  # the server promised it never processed it (safe to resend)
-
-    def fail(self, error: TransportError, unprocessed: bool = False) -> None:
-        if self.error is None and not self.ended:
-            self.error = error
-            self.unprocessed = unprocessed
-        self.wake()
 
     def wake(self) -> None:
         signal = self.signal
@@ -151,7 +105,7 @@ class HTTP2Connection:
         self._proto = h2p.H2Protocol()
         self._lock = threading.Lock()  # protocol state and socket writes
         self._read_lock = threading.Lock()  # who reads the socket
-        self._streams: dict[int, _Stream] = {}
+        self._table = StreamTable(origin)  # the streams, and what each event means for them
         self._waiting: set[_Stream] = set()  # streams whose owner sleeps on its event
         self._writer: int | None = None  # the thread inside a socket write, if any
         self._out: list[bytes] = []  # frames queued in wire order (under _lock), not yet sent
@@ -357,7 +311,7 @@ class HTTP2Connection:
                 exchange.unprocessed = True  # nothing was sent: any method may go elsewhere
                 raise ReadError(refused, request=request)
             stream = _Stream(stream_id)
-            self._streams[stream_id] = stream
+            self._table.streams[stream_id] = stream
             exchange.stream = stream
             exchange.stream_id = stream_id
             # One socket timeout for both directions (Python has one): the read timeout, so
@@ -674,96 +628,27 @@ class HTTP2Connection:
                 self._out.append(out)
         if out:
             self._flush()  # ACKs (and our GOAWAY after a protocol error)
-        report: CloseReason | None = None
-        changed = False
-        streams = self._streams
-        for event in events:
-            if isinstance(event, h2p.Data):
-                stream = streams.get(event.stream_id)
-                if stream is None:  # a stream nobody reads any more: refund the connection
-                    self._acknowledge(event.stream_id, event.flow_length)
-                    continue
-                stream.chunks.append(event.data)
-                stream.owed += event.flow_length
-                stream.ended = event.end_stream
-                stream.wake()
-            elif isinstance(event, h2p.ResponseHeaders):
-                stream = streams.get(event.stream_id)
-                if stream is not None:
-                    stream.head = H2ResponseHead(event.status, event.headers)
-                    stream.ended = event.end_stream
-                    stream.wake()
-            elif isinstance(event, h2p.GoAway):
-                self._goaway(event)
-                report = CloseReason.GOAWAY
-            elif isinstance(event, h2p.SettingsChanged):
-                self.stream_limit = max(event.max_concurrent_streams, 0)
-                changed = True
-                self._wake_all()  # a new initial window may let uploads go on
-            else:
-                self._other_event(event)
+        applied = self._table.apply(events)
+        for stream_id, flow in applied.refunds:
+            self._acknowledge(stream_id, flow)
+        for opaque in applied.pings:
+            answered = self._pings.get(opaque)
+            if answered is not None:
+                answered.set()
+        if applied.settings is not None:
+            self.stream_limit = max(applied.settings.max_concurrent_streams, 0)
         if error is not None:
             message = f"HTTP/2 protocol error from {self.origin}: {error}"
             self._fail(CloseReason.PROTOCOL_ERROR, message, error.error_code)
             return False
-        if report is not None or changed:
-            self._on_event(self, report)
+        if applied.goaway is not None:
+            self._on_event(self, CloseReason.GOAWAY)
+        elif applied.settings is not None:
+            self._on_event(self, None)
         return True
 
-    def _other_event(self, event: object) -> None:
-        if isinstance(event, h2p.Trailers):
-            stream = self._streams.get(event.stream_id)
-            if stream is not None:
-                stream.trailers = event.headers
-                stream.ended = True
-                stream.wake()
-        elif isinstance(event, h2p.StreamReset):
-            self._stream_reset(event)
-        elif isinstance(event, h2p.WindowUpdated):
-            if event.stream_id == 0:
-                self._wake_all()
-            else:
-                stream = self._streams.get(event.stream_id)
-                if stream is not None:
-                    stream.wake()
-        elif isinstance(event, h2p.PingAcked):
-            answered = self._pings.get(event.opaque)
-            if answered is not None:
-                answered.set()
-
-    def _stream_reset(self, event: h2p.StreamReset) -> None:
-        stream = self._streams.pop(event.stream_id, None)
-        if stream is None:
-            return
-        refused = event.error_code == h2p.ErrorCode.REFUSED_STREAM and stream.head is None
-        code = _code_name(event.error_code)
-        if event.remote:
-            text = f"{self.origin} reset stream {event.stream_id} ({code})"
-        else:  # we found the response invalid and reset the stream ourselves
-            text = f"invalid response on stream {event.stream_id} from {self.origin}: "
-            text += f"{event.message} (stream reset with {code})"
-        error = StreamReset(text, error_code=event.error_code, may_have_reached_server=not refused)
-        stream.fail(error, unprocessed=refused)
-
-    def _goaway(self, event: h2p.GoAway) -> None:
-        # Streams above last_stream_id were not processed (RFC 9113 §6.8): any method may be
-        # sent again elsewhere. Those at or below it finish normally.
-        for stream_id, stream in list(self._streams.items()):
-            if stream_id > event.last_stream_id:
-                del self._streams[stream_id]
-                error = ReadError(
-                    f"{self.origin} sent GOAWAY (last stream {event.last_stream_id}, "
-                    f"{_code_name(event.error_code)}) before processing stream {stream_id}",
-                    may_have_reached_server=False,
-                )
-                stream.fail(error, unprocessed=True)
-
-    def _wake_all(self) -> None:
-        for stream in tuple(self._streams.values()):
-            stream.wake()
-
     def _forget(self, stream: _Stream) -> None:
-        self._streams.pop(stream.id, None)
+        self._table.streams.pop(stream.id, None)
 
     # -- failure and closing ------------------------------------------------------------------
 
@@ -777,13 +662,7 @@ class HTTP2Connection:
         ``ReadError`` (a network failure, which the retry rules may allow for a reused one).
         Safe to call with ``_lock`` held elsewhere: nothing here waits for it.
         """
-        text = message or f"the connection to {self.origin} broke"
-        streams, self._streams = self._streams, {}
-        for stream in streams.values():
-            if error_code is None:
-                stream.fail(ReadError(text, may_have_reached_server=True))
-            else:
-                stream.fail(H2ProtocolError(text, error_code=error_code))
+        self._table.fail_all(message or f"the connection to {self.origin} broke", error_code)
         if self.accepting:
             self._on_event(self, reason)
         self.close(reason)
@@ -817,13 +696,7 @@ class HTTP2Connection:
         except OSError:
             pass
         self._sock.close()
-        for stream in tuple(self._streams.values()):
-            stream.fail(
-                ReadError(
-                    f"the connection to {self.origin} was closed ({reason.name})",
-                    may_have_reached_server=True,
-                )
-            )
+        self._table.fail_all(f"the connection to {self.origin} was closed ({reason.name})")
 
     def forget_after_fork(self) -> None:
         """In a forked child: close this process's copy of the socket, sending nothing (no
@@ -852,13 +725,6 @@ class HTTP2Connection:
             f"<HTTP2Connection #{self.id} {self.origin} streams={self.in_flight}/"
             f"{self.stream_limit} requests={self.requests} {state}>"
         )
-
-
-def _code_name(code: int) -> str:
-    try:
-        return h2p.ErrorCode(code).name
-    except ValueError:
-        return f"error code {code}"
 
 
 def start_http2(
