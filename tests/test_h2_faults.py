@@ -265,7 +265,9 @@ def test_faults_leave_no_sockets_behind(server: H2TestServer) -> None:
         big.close()
     assert server.wait_open_connections(0)  # the in-process server's own sockets are gone
     gc.collect()
-    assert fd_count() == baseline
+    # No growth: other fixtures' servers in this process (nginx's in-process upstream) may
+    # close sockets of their own meanwhile, so the count can only be bounded from above.
+    assert fd_count() <= baseline
     assert close_wait_count(server.port) == 0
 
 

@@ -164,7 +164,9 @@ def test_close_idle_connections_and_close_wait(test_server: TestServer) -> None:
     with connect(test_server.port) as used, connect(test_server.port) as fresh:
         get(used)
         read_response(used)
-        # Both count: one between requests, one that never sent any.
+        # Both count: one between requests, one that never sent any (once it is accepted:
+        # on a busy machine the server's accept can come after our connect returns).
+        assert test_server.wait_open_connections(2)
         assert test_server.close_idle_connections() == 2
         assert used.recv(1) == b"" and fresh.recv(1) == b""
         assert close_wait_count(test_server.port) == 2  # FIN received, not yet closed by us

@@ -9,9 +9,15 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 from urllib.parse import urlencode
 
-from .models import HeaderInput, Headers
+from .models import URL, HeaderInput, Headers, Origin, Request, check_target
 
-__all__ = ["FORM_METHODS", "body_headers", "encode_body", "encode_multipart"]
+__all__ = [
+    "FORM_METHODS",
+    "PoolRequests",
+    "body_headers",
+    "encode_body",
+    "encode_multipart",
+]
 
 # Methods whose ``fields`` go into a form-encoded body rather than the query (urllib3's rule).
 FORM_METHODS = frozenset({"POST", "PUT", "PATCH"})
@@ -106,3 +112,42 @@ def _field_bytes(value: Any) -> bytes:
 
 def _quoted(text: object) -> str:
     return str(text).replace('"', "%22").replace("\r", "%0D").replace("\n", "%0A")
+
+
+class PoolRequests:
+    """urllib3's ``pool.request(method, path, fields=...)``, built the same for both bodies.
+
+    ``fields`` go in the query string for GET, HEAD, DELETE and OPTIONS and into the body
+    otherwise (form-encoded, or multipart/form-data when a value is a file tuple); parsed
+    targets are cached, since pools are asked for the same few paths over and over.
+    """
+
+    def __init__(self, origin: Origin, headers: Headers) -> None:
+        self.origin = origin
+        self.headers = headers
+        self._urls: dict[str, URL] = {}
+
+    def build(
+        self,
+        method: str,
+        path: str,
+        fields: Mapping[str, Any] | Iterable[tuple[str, Any]] | None,
+        headers: HeaderInput,
+        body: bytes | str | Iterable[bytes] | None,
+        json: Any,
+    ) -> Request:
+        url = self._urls.get(path)
+        if url is None:
+            url = URL.from_parts(self.origin, check_target(path))
+            if len(self._urls) >= 256:
+                self._urls.clear()
+            self._urls[path] = url
+        form = None
+        if fields is not None:
+            if method.upper() in FORM_METHODS:
+                form = fields
+            else:
+                url = url.with_query(fields)
+        content, content_type = encode_body(body, form, json)
+        merged = body_headers(self.headers, headers, content_type)
+        return Request(method, url, headers=merged, body=content)

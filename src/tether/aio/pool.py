@@ -32,7 +32,7 @@ from ..exceptions import (
 )
 from ..io.tls import CertTypes, TLSConfig, VerifyTypes
 from ..lifecycle.exchange import Attempts, Exchange
-from ..lifecycle.poolstate import Action, Order, PoolState, PoolStats
+from ..lifecycle.poolstate import Action, Order, PoolFacts, PoolState, PoolStats
 from ..lifecycle.rules import CloseReason, Limits
 from ..models import (
     DEFAULT_PORTS,
@@ -43,9 +43,8 @@ from ..models import (
     Request,
     Timeout,
     TimeoutTypes,
-    check_target,
 )
-from ..requestbody import FORM_METHODS, body_headers, encode_body
+from ..requestbody import PoolRequests
 from ..response import AsyncResponse, ConnectionInfo
 from .connect import Connection, HTTP2Mode, open_connection
 
@@ -61,7 +60,7 @@ def _fill(fut: asyncio.Future[None]) -> None:
         fut.set_result(None)
 
 
-class AsyncConnectionPool:
+class AsyncConnectionPool(PoolFacts):
     """Persistent connections to one origin, for asyncio (see `ConnectionPool` for the
     arguments: the same, and the same meaning). Use ``async with`` or ``await aclose()``.
 
@@ -98,38 +97,11 @@ class AsyncConnectionPool:
         self.headers = Headers(headers)
         self._state: PoolState[Connection] = PoolState(maxsize, block, limits, bool(self._http2))
         self._clock = clock
-        self._urls: dict[str, URL] = {}
+        self._requests = PoolRequests(self.origin, self.headers)
         self._orphans: list[Exchange] = []  # ended by a finalizer, not yet accounted
         self._closing: list[Connection] = []  # closed, their sockets not yet released
 
     # -- settings and counters ----------------------------------------------------------------
-
-    @property
-    def maxsize(self) -> int:
-        return self._state.maxsize
-
-    @property
-    def block(self) -> bool:
-        return self._state.block
-
-    @property
-    def limits(self) -> Limits:
-        return self._state.limits
-
-    @property
-    def num_connections(self) -> int:
-        """TCP connections opened so far, reconnects included (urllib3's counter)."""
-        return self._state.opened
-
-    @property
-    def num_requests(self) -> int:
-        """Requests sent so far, retries included (urllib3's counter)."""
-        return self._state.requests
-
-    @property
-    def learned_idle_timeout(self) -> float | None:
-        """The idle timeout this pool learned from the server's closes (None: none seen)."""
-        return self._state.learner.timeout
 
     def stats(self) -> PoolStats:
         """A snapshot of the counters."""
@@ -150,21 +122,7 @@ class AsyncConnectionPool:
         stream: bool = False,
     ) -> AsyncResponse:
         """Send a request for ``path`` on this pool's origin (urllib3's signature)."""
-        url = self._urls.get(path)
-        if url is None:
-            url = URL.from_parts(self.origin, check_target(path))
-            if len(self._urls) >= 256:
-                self._urls.clear()
-            self._urls[path] = url
-        form = None
-        if fields is not None:
-            if method.upper() in FORM_METHODS:
-                form = fields
-            else:
-                url = url.with_query(fields)
-        content, content_type = encode_body(body, form, json)
-        merged = body_headers(self.headers, headers, content_type)
-        request = Request(method, url, headers=merged, body=content)
+        request = self._requests.build(method, path, fields, headers, body, json)
         return await self.send(request, timeout, stream)
 
     async def send(

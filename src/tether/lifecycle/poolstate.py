@@ -35,12 +35,12 @@ import enum
 from collections import Counter, deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Generic, Protocol, TypeVar
+from typing import Any, Generic, Protocol, TypeVar
 
 from .exchange import Exchange
 from .rules import CloseReason, IdleTimeoutLearner, Limits
 
-__all__ = ["Action", "Order", "PoolState", "PoolStats", "Pooled"]
+__all__ = ["Action", "Order", "PoolFacts", "PoolState", "PoolStats", "Pooled"]
 
 
 class Pooled(Protocol):
@@ -477,3 +477,37 @@ class PoolState(Generic[C]):
             # A new bound: every idle connection's deadline may move closer.
             for conn in self.idle:
                 conn.go_idle(conn.idle_since, self.limits, self.learner.timeout)
+
+
+class PoolFacts:
+    """The settings and counters a pool shows, read from its brain: one definition for the
+    threaded and the asyncio pool."""
+
+    _state: PoolState[Any]
+
+    @property
+    def maxsize(self) -> int:
+        return self._state.maxsize
+
+    @property
+    def block(self) -> bool:
+        return self._state.block
+
+    @property
+    def limits(self) -> Limits:
+        return self._state.limits
+
+    @property
+    def num_connections(self) -> int:
+        """TCP connections opened so far, reconnects included (urllib3's counter)."""
+        return self._state.opened
+
+    @property
+    def num_requests(self) -> int:
+        """Requests sent so far, retries included (urllib3's counter)."""
+        return self._state.requests
+
+    @property
+    def learned_idle_timeout(self) -> float | None:
+        """The idle timeout this pool learned from the server's closes (None: none seen)."""
+        return self._state.learner.timeout

@@ -38,19 +38,17 @@ from ..io.tls import CertTypes, TLSConfig, VerifyTypes
 from ..io.watcher import Callback, watcher
 from ..lifecycle.coalescing import may_coalesce
 from ..lifecycle.exchange import Attempts, Exchange
-from ..lifecycle.poolstate import Action, Order, PoolState, PoolStats
+from ..lifecycle.poolstate import Action, Order, PoolFacts, PoolState, PoolStats
 from ..lifecycle.rules import CloseReason, Limits
 from ..models import (
-    URL,
     HeaderInput,
     Headers,
     Origin,
     Request,
     Timeout,
     TimeoutTypes,
-    check_target,
 )
-from ..requestbody import FORM_METHODS, body_headers, encode_body
+from ..requestbody import PoolRequests
 from ..response import ConnectionInfo, Response
 from .http2 import HTTP2Connection, HTTP2Mode, start_http2
 from .http11 import HTTP11Connection
@@ -60,7 +58,7 @@ __all__ = ["ConnectionPool", "PoolStats"]
 Connection = HTTP11Connection | HTTP2Connection
 
 
-class ConnectionPool(Closing):
+class ConnectionPool(PoolFacts, Closing):
     """Persistent connections to one origin (scheme, host, port, TLS settings).
 
     Args:
@@ -108,7 +106,7 @@ class ConnectionPool(Closing):
         self._watch = watch_idle and watcher.available
         self._clock = clock
         self._lock = threading.Lock()
-        self._urls: dict[str, URL] = {}  # request() targets already parsed
+        self._requests = PoolRequests(self.origin, self.headers)
         self._orphans: list[Exchange] = []  # ended by a finalizer, not yet accounted
         self._watch_callback: Callback = weakref.WeakMethod(self._on_peer_event)
         forksafety.register_pool(self)
@@ -124,33 +122,6 @@ class ConnectionPool(Closing):
         self._orphans = []
 
     # -- settings and counters ----------------------------------------------------------------
-
-    @property
-    def maxsize(self) -> int:
-        return self._state.maxsize
-
-    @property
-    def block(self) -> bool:
-        return self._state.block
-
-    @property
-    def limits(self) -> Limits:
-        return self._state.limits
-
-    @property
-    def num_connections(self) -> int:
-        """TCP connections opened so far, reconnects included (urllib3's counter)."""
-        return self._state.opened
-
-    @property
-    def num_requests(self) -> int:
-        """Requests sent so far, retries included (urllib3's counter)."""
-        return self._state.requests
-
-    @property
-    def learned_idle_timeout(self) -> float | None:
-        """The idle timeout this pool learned from the server's closes (None: none seen)."""
-        return self._state.learner.timeout
 
     def stats(self) -> PoolStats:
         """A snapshot of the counters."""
@@ -194,21 +165,8 @@ class ConnectionPool(Closing):
         ``fields`` go in the query string for GET, HEAD, DELETE and OPTIONS and form-encoded
         into the body otherwise; ``json`` is sent as a JSON body.
         """
-        url = self._urls.get(path)
-        if url is None:
-            url = URL.from_parts(self.origin, check_target(path))
-            if len(self._urls) >= 256:
-                self._urls.clear()
-            self._urls[path] = url
-        form = None
-        if fields is not None:
-            if method.upper() in FORM_METHODS:
-                form = fields
-            else:
-                url = url.with_query(fields)
-        content, content_type = encode_body(body, form, json)
-        merged = body_headers(self.headers, headers, content_type)
-        return self.send(Request(method, url, headers=merged, body=content), timeout, stream)
+        request = self._requests.build(method, path, fields, headers, body, json)
+        return self.send(request, timeout, stream)
 
     def send(
         self, request: Request, timeout: TimeoutTypes | None = None, stream: bool = False
