@@ -68,9 +68,6 @@ class TLSTransport(socket.socket):
         self._send_lock = threading.Lock()  # order of records on the wire
         self._unsent = b""  # ciphertext a non-blocking send could not hand to the kernel
         self._eof = False
-        # One reader at a time (as the drivers read): the socket is read into this buffer, so
-        # a read allocates no 64 KiB bytes object only to shrink it.
-        self._rbuf = memoryview(bytearray(_RAW_RECV))
         self._broken: OSError | None = None  # a write failed mid-record: the stream is lost
 
     # -- set-up ---------------------------------------------------------------------------
@@ -132,7 +129,7 @@ class TLSTransport(socket.socket):
             data = self._decrypt(bufsize)
             if data is not None:
                 return data
-        buf, lock, outgoing = self._rbuf, self._lock, self._outgoing
+        buf, lock, outgoing = _read_buffer(), self._lock, self._outgoing
         while True:  # each pass consumes what one read of the socket brought
             got = _recv_into(self, buf, _RAW_RECV, flags)
             plain: bytes = b""
@@ -312,3 +309,16 @@ def handshake_over(
         transport.close()
         raise
     return transport
+
+
+_buffers = threading.local()
+
+
+def _read_buffer() -> memoryview:
+    """This thread's buffer for reading TCP sockets (64 KiB): one per thread, not one per
+    connection, so an idle pooled connection holds none, and a read allocates no 64 KiB
+    bytes object only to shrink it. The ciphertext is fed to the BIO before the next read."""
+    buf: memoryview | None = getattr(_buffers, "buf", None)
+    if buf is None:
+        buf = _buffers.buf = memoryview(bytearray(_RAW_RECV))
+    return buf
