@@ -20,26 +20,31 @@ that reached no server (connect errors and timeouts), while tether itself resend
 a dead reused connection when that is safe; proxies and ``uds`` are not supported (an
 ``httpx.Client(proxy=...)`` routes proxied requests through httpx's own transport).
 
-``AsyncTetherTransport`` does not exist yet: it waits for tether's asyncio pool.
+``AsyncTetherTransport`` is the same for ``httpx.AsyncClient``, over tether's asyncio pools
+(``tether.aio``); one difference of its own: an async request body (an async iterator) is read
+whole before it is sent, still chunked, because tether's asyncio connections send sync
+iterables only. A sync-only body (``content=iter(...)``) is refused with ``TypeError``.
 """
 
 from __future__ import annotations
 
+import asyncio
 import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import httpx
 
 from .. import exceptions as tx
+from ..aio.poolmanager import AsyncPoolManager
 from ..io.tls import CertTypes, VerifyTypes
 from ..lifecycle.rules import Limits
 from ..models import Request, Timeout
-from ..response import Response
+from ..response import AsyncResponse, Response
 from ..sync.http2 import HTTP2Mode
 from ..sync.poolmanager import PoolManager
 
-__all__ = ["TetherTransport"]
+__all__ = ["AsyncTetherTransport", "TetherTransport"]
 
 # httpx's keep-alive figures, without its global cap (tether's pools are per origin).
 _LIMITS = httpx.Limits(max_connections=None, max_keepalive_connections=20, keepalive_expiry=5.0)
@@ -79,23 +84,9 @@ class TetherTransport(httpx.BaseTransport):
         pool_limits: Limits | None = None,
         **pool_kwargs: Any,
     ) -> None:
-        limits = limits or _LIMITS
-        keep = limits.max_keepalive_connections
-        cap = limits.max_connections
-        maxsize = cap if cap is not None else (keep if keep is not None else 10)
-        if pool_limits is None:
-            expiry = limits.keepalive_expiry
-            pool_limits = Limits(idle_timeout=expiry) if expiry is not None else Limits()
         self.retries = retries
         self._manager = PoolManager(
-            num_pools,
-            maxsize=max(1, maxsize),
-            block=cap is not None,
-            verify=verify,
-            cert=cert,
-            http2=http2,
-            limits=pool_limits,
-            **pool_kwargs,
+            num_pools, **_pool_args(verify, cert, http2, limits, pool_limits), **pool_kwargs
         )
 
     @property
@@ -111,29 +102,10 @@ class TetherTransport(httpx.BaseTransport):
         """Send ``request`` over tether; the body streams as the client reads it."""
         t = _timeout(request.extensions.get("timeout"))
         try:
-            raw = request.headers.raw
-            treq = Request(
-                request.method,
-                str(request.url),
-                headers=[(n.decode("latin-1"), v.decode("latin-1")) for n, v in raw],
-                body=_body(request),
-            )
-            tresp = self._send(treq, t)
+            tresp = self._send(_request(request, _body(request)), t)
         except tx.TetherError as exc:
             raise _mapped(exc, request) from exc
-        extensions: dict[str, Any] = {
-            "http_version": tresp.http_version.encode("ascii"),
-            "reason_phrase": tresp.reason.encode("ascii", "replace"),
-            "connection_info": tresp.connection_info,
-        }
-        return httpx.Response(
-            tresp.status,
-            headers=[
-                (n.encode("latin-1"), v.encode("latin-1")) for n, v in tresp.headers.multi_items()
-            ],
-            stream=_ResponseStream(tresp, request),
-            extensions=extensions,
-        )
+        return _response(tresp, _ResponseStream(tresp, request))
 
     def _send(self, treq: Request, t: Timeout) -> Response:
         attempt = 0
@@ -142,11 +114,7 @@ class TetherTransport(httpx.BaseTransport):
                 response: Response = self._manager.send(treq, t, True)
                 return response
             except (tx.ConnectError, tx.ConnectTimeout) as exc:
-                if (
-                    attempt >= self.retries
-                    or exc.may_have_reached_server
-                    or isinstance(exc, tx.TLSError)
-                ):
+                if not _may_retry(exc, attempt, self.retries):
                     raise
                 if attempt:
                     time.sleep(_BACKOFF * 2 ** (attempt - 1))
@@ -180,6 +148,149 @@ class _ResponseStream(httpx.SyncByteStream):
         self._response.close()
 
 
+class AsyncTetherTransport(httpx.AsyncBaseTransport):
+    """An ``httpx.AsyncBaseTransport`` over tether's asyncio pools: `TetherTransport`'s
+    arguments with the same meaning (``**pool_kwargs`` go to ``AsyncPoolManager``).
+
+    All of it must be used from one event loop; close it with ``await aclose()`` (or by
+    closing the ``httpx.AsyncClient``).
+    """
+
+    def __init__(
+        self,
+        verify: VerifyTypes = True,
+        cert: CertTypes = None,
+        http2: HTTP2Mode = False,
+        limits: httpx.Limits | None = None,
+        retries: int = 0,
+        *,
+        num_pools: int = 10,
+        pool_limits: Limits | None = None,
+        **pool_kwargs: Any,
+    ) -> None:
+        self.retries = retries
+        self._manager = AsyncPoolManager(
+            num_pools, **_pool_args(verify, cert, http2, limits, pool_limits), **pool_kwargs
+        )
+
+    @property
+    def pool_manager(self) -> AsyncPoolManager:
+        """tether's asyncio pools behind this transport."""
+        return self._manager
+
+    def stats(self) -> Any:
+        """tether's connection counters (``PoolStats``) for this transport's pools."""
+        return self._manager.stats()
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        """Send ``request`` over tether; the body streams as the client reads it."""
+        t = _timeout(request.extensions.get("timeout"))
+        try:
+            tresp = await self._send(_request(request, await _abody(request)), t)
+        except tx.TetherError as exc:
+            raise _mapped(exc, request) from exc
+        return _response(tresp, _AsyncResponseStream(tresp, request))
+
+    async def _send(self, treq: Request, t: Timeout) -> AsyncResponse:
+        attempt = 0
+        while True:
+            try:
+                return await self._manager.send(treq, t, True)
+            except (tx.ConnectError, tx.ConnectTimeout) as exc:
+                if not _may_retry(exc, attempt, self.retries):
+                    raise
+                if attempt:
+                    await asyncio.sleep(_BACKOFF * 2 ** (attempt - 1))
+                attempt += 1
+
+    async def aclose(self) -> None:
+        """Close every pooled connection; the transport cannot be used afterwards."""
+        await self._manager.aclose()
+
+
+class _AsyncResponseStream(httpx.AsyncByteStream):
+    """A streamed tether body as httpx's async client reads it; tether's errors become httpx's."""
+
+    def __init__(self, response: AsyncResponse, request: httpx.Request) -> None:
+        self._response = response
+        self._request = request
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        pieces = self._response.aiter_bytes()
+        while True:
+            try:
+                piece = await anext(pieces)
+            except StopAsyncIteration:
+                return
+            except tx.TetherError as exc:
+                await self._response.aclose()
+                raise _mapped(exc, self._request) from exc
+            yield piece
+
+    async def aclose(self) -> None:
+        await self._response.aclose()
+
+
+def _pool_args(
+    verify: VerifyTypes,
+    cert: CertTypes,
+    http2: HTTP2Mode,
+    limits: httpx.Limits | None,
+    pool_limits: Limits | None,
+) -> dict[str, Any]:
+    """The pool manager's arguments for httpx's ones (both transports)."""
+    limits = limits or _LIMITS
+    keep = limits.max_keepalive_connections
+    cap = limits.max_connections
+    maxsize = cap if cap is not None else (keep if keep is not None else 10)
+    if pool_limits is None:
+        expiry = limits.keepalive_expiry
+        pool_limits = Limits(idle_timeout=expiry) if expiry is not None else Limits()
+    return dict(
+        maxsize=max(1, maxsize),
+        block=cap is not None,
+        verify=verify,
+        cert=cert,
+        http2=http2,
+        limits=pool_limits,
+    )
+
+
+def _may_retry(exc: tx.ConnectError | tx.ConnectTimeout, attempt: int, retries: int) -> bool:
+    """httpcore's connect retries: only a request that cannot have reached a server."""
+    return not (attempt >= retries or exc.may_have_reached_server or isinstance(exc, tx.TLSError))
+
+
+def _request(request: httpx.Request, body: bytes | Iterator[bytes] | None) -> Request:
+    """tether's Request for httpx's, with the body already chosen."""
+    raw = request.headers.raw
+    return Request(
+        request.method,
+        str(request.url),
+        headers=[(n.decode("latin-1"), v.decode("latin-1")) for n, v in raw],
+        body=body,
+    )
+
+
+def _response(
+    tresp: Response, stream: httpx.SyncByteStream | httpx.AsyncByteStream
+) -> httpx.Response:
+    """httpx's Response for tether's streamed one, with the extensions httpx's carry."""
+    extensions: dict[str, Any] = {
+        "http_version": tresp.http_version.encode("ascii"),
+        "reason_phrase": tresp.reason.encode("ascii", "replace"),
+        "connection_info": tresp.connection_info,
+    }
+    return httpx.Response(
+        tresp.status,
+        headers=[
+            (n.encode("latin-1"), v.encode("latin-1")) for n, v in tresp.headers.multi_items()
+        ],
+        stream=stream,
+        extensions=extensions,
+    )
+
+
 def _timeout(value: Any) -> Timeout:
     """httpx's timeout extension (a dict of connect/read/write/pool) as tether's Timeout."""
     if not isinstance(value, dict):
@@ -201,6 +312,22 @@ def _body(request: httpx.Request) -> bytes | Iterator[bytes] | None:
     if not isinstance(stream, httpx.SyncByteStream):
         raise TypeError("TetherTransport is synchronous: it cannot send an async request body")
     return iter(stream)
+
+
+async def _abody(request: httpx.Request) -> bytes | Iterator[bytes] | None:
+    """`_body` for the async transport: an async stream is read whole, its pieces kept (so
+    it is still sent chunked); tether's asyncio connections send sync iterables only."""
+    try:
+        return request.content or None
+    except httpx.RequestNotRead:
+        stream = request.stream
+    if not isinstance(stream, httpx.AsyncByteStream):
+        raise TypeError(
+            "AsyncTetherTransport is asynchronous: it cannot send a sync-only request body "
+            "(give httpx.AsyncClient bytes or an async iterator)"
+        )
+    pieces = [piece async for piece in stream]
+    return iter(pieces)
 
 
 def _mapped(exc: tx.TetherError, request: httpx.Request) -> Exception:
