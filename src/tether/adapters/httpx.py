@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncGenerator, AsyncIterator, Iterator
 from typing import Any
 
 import httpx
@@ -214,9 +214,10 @@ class _AsyncResponseStream(httpx.AsyncByteStream):
     def __init__(self, response: AsyncResponse, request: httpx.Request) -> None:
         self._response = response
         self._request = request
+        self._pieces: AsyncIterator[bytes] | None = None
 
     async def __aiter__(self) -> AsyncIterator[bytes]:
-        pieces = self._response.aiter_bytes()
+        self._pieces = pieces = self._response.aiter_bytes()
         while True:
             try:
                 piece = await anext(pieces)
@@ -228,6 +229,8 @@ class _AsyncResponseStream(httpx.AsyncByteStream):
             yield piece
 
     async def aclose(self) -> None:
+        if isinstance(self._pieces, AsyncGenerator):  # closed now, not by a finalizer task later
+            await self._pieces.aclose()
         await self._response.aclose()
 
 
