@@ -36,7 +36,7 @@ from ..lifecycle.exchange import Exchange
 from ..lifecycle.rules import CloseReason, Limits, expiry
 from ..models import Origin, Request, Timeout
 from ..protocol import http2 as h2p
-from ..protocol.h2streams import H2ResponseHead, Inbox, StreamTable
+from ..protocol.h2streams import H2ResponseHead, Inbox, StreamRefused, StreamTable, request_head
 from .transport import Waiter, tls_facts
 
 __all__ = ["AsyncHTTP2Connection"]
@@ -178,15 +178,8 @@ class AsyncHTTP2Connection(asyncio.Protocol):
         self, exchange: Exchange, request: Request, timeout: Timeout
     ) -> H2ResponseHead:
         """Open a stream, send the request and wait for the response head."""
-        url = request.url
-        fields = request.wire_headers().lower_items()
         body = request.body
-        if isinstance(body, bytes) and body and not request.wire_headers().get("content-length"):
-            fields.append(("content-length", str(len(body))))
-        headers = h2p.request_headers(
-            request.method, url.origin.scheme, url.host_header, url.target, fields
-        )
-        stream = self._open_stream(exchange, request, headers, end=not body)
+        stream = self._open_stream(exchange, request, end=not body)
         try:
             if body:
                 await self._send_body(stream, body, request, timeout)
@@ -202,28 +195,19 @@ class AsyncHTTP2Connection(asyncio.Protocol):
             self.rtt = ttfb
         return stream.head
 
-    def _open_stream(
-        self, exchange: Exchange, request: Request, headers: list[tuple[bytes, bytes]], end: bool
-    ) -> _Stream:
+    def _open_stream(self, exchange: Exchange, request: Request, end: bool) -> _Stream:
         # Id, HPACK state and wire order agree: one synchronous step.
-        refused = None
         transport = self._transport
-        if self._proto.goaway is not None or self._proto.closed or not self.accepting:
-            refused = f"the HTTP/2 connection to {self.origin} stopped taking new streams"
-        elif transport is None or transport.is_closing():
-            refused = f"the HTTP/2 connection to {self.origin} was closed"
-        else:
-            try:
-                stream_id, data = self._proto.send_headers(headers, end_stream=end)
-            except h2p.LocalProtocolError as exc:
-                refused = f"cannot open a stream to {self.origin}: {exc}"
-        if refused is not None:
+        try:
+            if transport is None or transport.is_closing():
+                raise StreamRefused(f"the HTTP/2 connection to {self.origin} was closed")
+            headers = request_head(request)
+            stream, data = self._table.open(self._proto, headers, end, self.accepting, _Stream)
+        except StreamRefused as exc:
             exchange.unprocessed = True  # nothing was sent: any method may go elsewhere
-            raise ReadError(refused, request=request)
-        stream = _Stream(stream_id)
-        self._table.streams[stream_id] = stream
+            raise ReadError(str(exc), request=request) from None
         exchange.stream = stream
-        exchange.stream_id = stream_id
+        exchange.stream_id = stream.id
         assert transport is not None
         transport.write(data)
         exchange.wrote_any = True

@@ -10,10 +10,18 @@ and in the I/O they do with what ``apply`` reports back. No socket, no clock, no
 from __future__ import annotations
 
 import http
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TypeVar
 
-from ..exceptions import H2ProtocolError, ReadError, StreamReset, TransportError
-from ..models import Origin
+from ..exceptions import (
+    H2ProtocolError,
+    LocalProtocolError,
+    ReadError,
+    StreamReset,
+    TransportError,
+)
+from ..models import Origin, Request
 from .h2events import (
     Data,
     Event,
@@ -26,8 +34,32 @@ from .h2events import (
 )
 from .h2events import StreamReset as ResetEvent
 from .h2frames import ErrorCode
+from .h2headers import request_headers
+from .http2 import H2Protocol
 
-__all__ = ["Applied", "H2ResponseHead", "Inbox", "StreamTable", "code_name"]
+__all__ = [
+    "Applied",
+    "H2ResponseHead",
+    "Inbox",
+    "StreamRefused",
+    "StreamTable",
+    "code_name",
+    "request_head",
+]
+
+
+def request_head(request: Request) -> list[tuple[bytes, bytes]]:
+    """A request's HTTP/2 header list; a bytes body gets its ``content-length``."""
+    url = request.url
+    fields = request.wire_headers().lower_items()
+    body = request.body
+    if isinstance(body, bytes) and body and not request.wire_headers().get("content-length"):
+        fields.append(("content-length", str(len(body))))
+    return request_headers(request.method, url.origin.scheme, url.host_header, url.target, fields)
+
+
+class StreamRefused(Exception):
+    """No stream could be opened; nothing was sent, so any method may go elsewhere."""
 
 
 class H2ResponseHead:
@@ -88,12 +120,38 @@ class Applied:
     pings: list[bytes] = field(default_factory=list)
 
 
+InboxT = TypeVar("InboxT", bound=Inbox)
+
+
 class StreamTable:
     """The open streams of one connection, by id."""
 
     def __init__(self, origin: Origin) -> None:
         self.origin = origin
         self.streams: dict[int, Inbox] = {}
+
+    def open(
+        self,
+        proto: H2Protocol,
+        headers: list[tuple[bytes, bytes]],
+        end: bool,
+        accepting: bool,
+        make: Callable[[int], InboxT],
+    ) -> tuple[InboxT, bytes]:
+        """Open a stream: its id allocated and its HEADERS encoded in one step (the caller
+        writes the bytes before anything else touches the protocol). StreamRefused if the
+        connection takes no new streams (a GOAWAY, closed, stopped by the pool)."""
+        if proto.goaway is not None or proto.closed or not accepting:
+            raise StreamRefused(
+                f"the HTTP/2 connection to {self.origin} stopped taking new streams"
+            )
+        try:
+            stream_id, data = proto.send_headers(headers, end_stream=end)
+        except LocalProtocolError as exc:
+            raise StreamRefused(f"cannot open a stream to {self.origin}: {exc}") from None
+        stream = make(stream_id)
+        self.streams[stream_id] = stream
+        return stream, data
 
     def apply(self, events: list[Event]) -> Applied:
         """Deliver ``events`` to their streams (waking their owners)."""

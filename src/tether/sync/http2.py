@@ -46,7 +46,7 @@ from ..lifecycle.exchange import Exchange
 from ..lifecycle.rules import CloseReason, Limits, expiry
 from ..models import Origin, Request, Timeout
 from ..protocol import http2 as h2p
-from ..protocol.h2streams import H2ResponseHead, Inbox, StreamTable
+from ..protocol.h2streams import H2ResponseHead, Inbox, StreamRefused, StreamTable, request_head
 
 __all__ = ["HTTP2Connection", "HTTP2Mode", "start_http2"]
 
@@ -265,15 +265,8 @@ class HTTP2Connection:
         GOAWAY above its id, REFUSED_STREAM) sets ``exchange.unprocessed``: the pool may send it
         again on another connection whatever its method.
         """
-        url = request.url
-        fields = request.wire_headers().lower_items()
         body = request.body
-        if isinstance(body, bytes) and body and not request.wire_headers().get("content-length"):
-            fields.append(("content-length", str(len(body))))
-        headers = h2p.request_headers(
-            request.method, url.origin.scheme, url.host_header, url.target, fields
-        )
-        stream = self._open_stream(exchange, request, headers, end=not body, timeout=timeout)
+        stream = self._open_stream(exchange, request, end=not body, timeout=timeout)
         try:
             if body:
                 self._send_body(exchange, stream, body, request, timeout)
@@ -290,30 +283,17 @@ class HTTP2Connection:
         return stream.head
 
     def _open_stream(
-        self,
-        exchange: Exchange,
-        request: Request,
-        headers: list[tuple[bytes, bytes]],
-        end: bool,
-        timeout: Timeout,
+        self, exchange: Exchange, request: Request, end: bool, timeout: Timeout
     ) -> _Stream:
-        # Id, HPACK state and wire order agree: one step under the lock.
-        with self._lock:
-            refused = None
-            if self._proto.goaway is not None or self._proto.closed or not self.accepting:
-                refused = f"the HTTP/2 connection to {self.origin} stopped taking new streams"
-            else:
-                try:
-                    stream_id, data = self._proto.send_headers(headers, end_stream=end)
-                except h2p.LocalProtocolError as exc:
-                    refused = f"cannot open a stream to {self.origin}: {exc}"
-            if refused is not None:
+        headers = request_head(request)
+        with self._lock:  # id, HPACK state and wire order agree: one step under the lock
+            try:
+                stream, data = self._table.open(self._proto, headers, end, self.accepting, _Stream)
+            except StreamRefused as exc:
                 exchange.unprocessed = True  # nothing was sent: any method may go elsewhere
-                raise ReadError(refused, request=request)
-            stream = _Stream(stream_id)
-            self._table.streams[stream_id] = stream
+                raise ReadError(str(exc), request=request) from None
             exchange.stream = stream
-            exchange.stream_id = stream_id
+            exchange.stream_id = stream.id
             # One socket timeout for both directions (Python has one): the read timeout, so
             # that a request costs no settimeout call; writes here are small frames.
             self._set_timeout(timeout.read)
