@@ -1,34 +1,46 @@
 """Every error tether raises, in one hierarchy.
 
+Every `RequestError` (timeouts, network, protocol and stream errors) is also an `OSError`, as
+every requests exception is an ``IOError``: code written ``except OSError:`` around a request
+keeps working. The right-hand column names what requests (and httpx) raise for the same case.
+
 ::
 
-    TetherError
-    ├── InvalidRequest            refused before any byte was written
-    │   ├── InvalidURL
-    │   └── InvalidHeader          CR, LF or NUL in a name or value, a bad method or target
-    ├── RequestError              something went wrong while a request was in flight
-    │   ├── TransportError
-    │   │   ├── TimeoutException
-    │   │   │   ├── ConnectTimeout
-    │   │   │   ├── ReadTimeout
-    │   │   │   ├── WriteTimeout
-    │   │   │   └── PoolTimeout    no connection became free in time (nothing was sent)
-    │   │   ├── NetworkError
-    │   │   │   ├── ConnectError
-    │   │   │   │   └── TLSError   handshake or certificate verification failed
-    │   │   │   ├── ReadError
-    │   │   │   └── WriteError
-    │   │   ├── RemoteProtocolError  the server sent something that is not valid HTTP
-    │   │   │   └── H2ProtocolError  an HTTP/2 connection error; carries the wire .error_code
-    │   │   └── StreamReset    HTTP/2: the server reset the stream (.error_code); the
-    │   │                      connection carries on for the other requests
+    tether                          requests                     httpx
+    ------                          --------                     -----
+    TetherError                     RequestException             HTTPError
+    ├── InvalidRequest  (ValueError)  refused before any byte was written
+    │   ├── InvalidURL              InvalidURL, MissingSchema    InvalidURL, UnsupportedProtocol
+    │   └── InvalidHeader           InvalidHeader                LocalProtocolError
+    ├── RequestError    (OSError)   RequestException             RequestError
+    │   ├── TransportError                                       TransportError
+    │   │   ├── TimeoutException    Timeout                      TimeoutException
+    │   │   │   ├── ConnectTimeout  ConnectTimeout               ConnectTimeout
+    │   │   │   ├── ReadTimeout     ReadTimeout                  ReadTimeout
+    │   │   │   ├── WriteTimeout    Timeout                      WriteTimeout
+    │   │   │   └── PoolTimeout     Timeout (urllib3 EmptyPoolError)  PoolTimeout
+    │   │   ├── NetworkError        ConnectionError              NetworkError
+    │   │   │   ├── ConnectError    ConnectionError              ConnectError
+    │   │   │   │   └── TLSError    SSLError                     ConnectError
+    │   │   │   ├── ReadError       ConnectionError, ChunkedEncodingError  ReadError
+    │   │   │   └── WriteError      ConnectionError              WriteError
+    │   │   ├── RemoteProtocolError ConnectionError, ChunkedEncodingError  RemoteProtocolError
+    │   │   │   └── H2ProtocolError   an HTTP/2 connection error; carries the wire .error_code
+    │   │   └── StreamReset         ConnectionError              RemoteProtocolError
     │   └── (every RequestError carries .request, .origin and .may_have_reached_server)
-    ├── StreamError               a response body was used in a way it cannot be
-    │   ├── StreamConsumed
-    │   └── StreamClosed
-    ├── HTTPStatusError           raised by Response.raise_for_status() for 4xx and 5xx
-    ├── PoolClosed                the pool or session was closed before the request
-    └── LocalProtocolError        tether misused its HTTP/2 layer (a bug in tether, not the peer)
+    ├── StreamError                 StreamConsumedError          StreamError
+    │   ├── StreamConsumed          StreamConsumedError          StreamConsumed
+    │   └── StreamClosed            (none)                       StreamClosed
+    ├── HTTPStatusError             HTTPError                    HTTPStatusError
+    ├── PoolClosed                  (none: a closed Session reopens)  RuntimeError
+    └── LocalProtocolError          (none)   tether misused its HTTP/2 layer (a bug in tether)
+
+What each means: InvalidHeader: CR, LF or NUL in a name or value, a bad method or target;
+PoolTimeout: no connection became free in time (nothing was sent); TLSError: handshake or
+certificate verification failed; RemoteProtocolError: the server sent something that is not
+valid HTTP; StreamReset: HTTP/2, the server reset the stream (.error_code), the connection
+carries on for the other requests; HTTPStatusError: raised by ``Response.raise_for_status()``
+for 4xx and 5xx; PoolClosed: the pool or session was closed before the request.
 
 ``may_have_reached_server`` is the fact that decides whether a request can be sent again: it is
 False only when tether knows that no byte of the request left this process, or that the server
@@ -92,8 +104,8 @@ class InvalidHeader(InvalidRequest):
     """A method, target, header name or value would corrupt the request (CR, LF, NUL, ...)."""
 
 
-class RequestError(TetherError):
-    """A request failed in flight.
+class RequestError(TetherError, OSError):
+    """A request failed in flight (an `OSError` too, like every requests exception).
 
     Attributes:
         request: the request that failed (None only when failing before one existed).

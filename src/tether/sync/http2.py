@@ -172,6 +172,8 @@ class HTTP2Connection:
             raise ConnectError(f"{self.origin} sent no HTTP/2 SETTINGS within {timeout}s") from None
         except h2p.H2ProtocolError as exc:
             raise RemoteProtocolError(f"HTTP/2 set-up with {self.origin} failed: {exc}") from None
+        except TransportError:
+            raise  # our own (an OSError too): not a socket failure to wrap again
         except OSError as exc:
             raise ConnectError(f"HTTP/2 set-up with {self.origin} failed: {exc}") from None
         self.last_received = self._clock()
