@@ -5,7 +5,7 @@ from __future__ import annotations
 import socket
 
 import pytest
-from tests.aio_helpers import run
+from aio_helpers import run
 
 import tether
 from tether.testing import TestServer

@@ -16,7 +16,9 @@ The layers, bottom up (each package's docstring says what it owns; imports point
 from .aio.pool import AsyncConnectionPool
 from .aio.poolmanager import AsyncPoolManager
 from .client.asession import AsyncSession
+from .client.retry import Retry
 from .client.session import Session, delete, get, head, options, patch, post, put, request
+from .client.transports import AsyncMockTransport, MockTransport, build_response
 from .exceptions import (
     ConnectError,
     ConnectTimeout,
@@ -55,6 +57,7 @@ __version__ = "0.1.0"
 __all__ = [
     "URL",
     "AsyncConnectionPool",
+    "AsyncMockTransport",
     "AsyncPoolManager",
     "AsyncResponse",
     "AsyncSession",
@@ -69,6 +72,7 @@ __all__ = [
     "InvalidRequest",
     "InvalidURL",
     "Limits",
+    "MockTransport",
     "NetworkError",
     "Origin",
     "PoolClosed",
@@ -81,6 +85,7 @@ __all__ = [
     "Request",
     "RequestError",
     "Response",
+    "Retry",
     "Session",
     "StreamClosed",
     "StreamConsumed",
@@ -95,6 +100,7 @@ __all__ = [
     "WriteError",
     "WriteTimeout",
     "__version__",
+    "build_response",
     "delete",
     "get",
     "head",

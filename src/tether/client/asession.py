@@ -6,7 +6,8 @@ Every argument and default is `Session`'s, and the request is built by the same 
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
+from dataclasses import replace
 from typing import Any
 
 from ..aio.connect import HTTP2Mode
@@ -18,6 +19,8 @@ from ..models import URL, HeaderInput, QueryParams, Timeout, TimeoutTypes
 from ..requestbody import FormTypes
 from ..response import AsyncResponse
 from .build import build_request, default_headers, tls_override
+from .retry import Retry, RetryCounter, as_retry, asend_with_retries
+from .transports import AsyncTransport, Mounts
 
 __all__ = ["AsyncSession"]
 
@@ -44,6 +47,9 @@ class AsyncSession:
         limits: Limits = Limits(),
         watch_idle: bool = True,
         http2: HTTP2Mode = False,
+        retries: Retry | int | None = None,
+        transport: AsyncTransport | None = None,
+        mounts: Mapping[str, AsyncTransport] | None = None,
     ) -> None:
         self.headers = default_headers(headers)
         self._manager = AsyncPoolManager(
@@ -56,6 +62,9 @@ class AsyncSession:
             limits=limits,
             http2=http2,
         )
+        self._retry = as_retry(retries)
+        self._retried = RetryCounter()
+        self._transports: Mounts[AsyncTransport] = Mounts(transport or self._manager, mounts)
 
     async def request(
         self,
@@ -76,7 +85,10 @@ class AsyncSession:
             method, url, self.headers, params=params, data=data, json=json, headers=headers
         )
         tls = tls_override(self._manager.tls, verify, cert)
-        return await self._manager.send(req, timeout, stream, tls)
+        transport = self._transports.for_url(req.url)
+        return await asend_with_retries(
+            self._retry, self._retried, req, lambda: transport.send(req, timeout, stream, tls)
+        )
 
     async def get(self, url: str | URL, **kwargs: Any) -> AsyncResponse:
         """GET ``url``."""
@@ -113,11 +125,14 @@ class AsyncSession:
 
     def stats(self) -> PoolStats:
         """Connection counters summed over every origin this session talked to."""
-        return self._manager.stats()
+        return replace(self._manager.stats(), user_retries=self._retried.count)
 
     async def aclose(self) -> None:
         """Close every pooled connection; the session cannot be used afterwards."""
         await self._manager.aclose()
+        for transport in self._transports.all():
+            if transport is not self._manager:
+                await transport.aclose()
 
     async def __aenter__(self) -> AsyncSession:
         return self

@@ -7,7 +7,8 @@ pool does the rest (see pool.py). One Session may be shared by many threads.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
+from dataclasses import replace
 from typing import Any
 
 from ..closing import Closing
@@ -20,6 +21,8 @@ from ..response import Response
 from ..sync.http2 import HTTP2Mode
 from ..sync.poolmanager import PoolManager
 from .build import build_request, default_headers, tls_override
+from .retry import Retry, RetryCounter, as_retry, send_with_retries
+from .transports import Mounts, Transport
 
 __all__ = ["Session", "delete", "get", "head", "options", "patch", "post", "put", "request"]
 
@@ -42,6 +45,11 @@ class Session(Closing):
             ``"prior-knowledge"`` also speaks HTTP/2 (h2c) to plain-http servers.
         coalesce: let https hosts share an HTTP/2 connection when one verified certificate
             covers them and they resolve to the same address (RFC 9113 §9.1.1); off by default.
+        retries: a ``tether.Retry`` (or a count: ``Retry(total=n)``) for 429/502/503/504 and
+            failed connects, honouring ``Retry-After``; None (the default): no such retries.
+        transport: what requests are sent through instead of the pools (``MockTransport``).
+        mounts: ``{"https://api.example": transport}``: URLs under a prefix go to that
+            transport (the longest prefix wins).
     """
 
     def __init__(
@@ -58,6 +66,9 @@ class Session(Closing):
         watch_idle: bool = True,
         http2: HTTP2Mode = False,
         coalesce: bool = False,
+        retries: Retry | int | None = None,
+        transport: Transport | None = None,
+        mounts: Mapping[str, Transport] | None = None,
     ) -> None:
         self.headers = default_headers(headers)
         self._manager = PoolManager(
@@ -72,6 +83,9 @@ class Session(Closing):
             http2=http2,
             coalesce=coalesce,
         )
+        self._retry = as_retry(retries)
+        self._retried = RetryCounter()
+        self._transports: Mounts[Transport] = Mounts(transport or self._manager, mounts)
 
     def request(
         self,
@@ -97,7 +111,10 @@ class Session(Closing):
             method, url, self.headers, params=params, data=data, json=json, headers=headers
         )
         tls = tls_override(self._manager.tls, verify, cert)
-        response: Response = self._manager.send(req, timeout, stream, tls)
+        transport = self._transports.for_url(req.url)
+        response: Response = send_with_retries(
+            self._retry, self._retried, req, lambda: transport.send(req, timeout, stream, tls)
+        )
         return response
 
     def get(self, url: str | URL, **kwargs: Any) -> Response:
@@ -135,11 +152,14 @@ class Session(Closing):
 
     def stats(self) -> PoolStats:
         """Connection counters summed over every origin this session talked to."""
-        return self._manager.stats()
+        return replace(self._manager.stats(), user_retries=self._retried.count)
 
     def close(self) -> None:
         """Close every pooled connection; the session cannot be used afterwards."""
         self._manager.close()
+        for transport in self._transports.all():
+            if transport is not self._manager:
+                transport.close()
 
 
 def request(method: str, url: str | URL, **kwargs: Any) -> Response:

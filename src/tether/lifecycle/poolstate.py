@@ -101,7 +101,9 @@ class PoolStats:
     requests sent again, ``closes`` how many connections were closed for each ``CloseReason``
     (by name). HTTP/2: ``streams_in_flight`` now, ``peak_streams`` the most carried at once on
     one connection, ``goaways`` received, ``unprocessed_retries`` the retries of streams the
-    server promised it never processed (GOAWAY, REFUSED_STREAM).
+    server promised it never processed (GOAWAY, REFUSED_STREAM). ``user_retries``: the
+    requests a session sent again because its ``retries=`` policy said so (a 503, a failed
+    connect); pools leave it 0.
     """
 
     open: int
@@ -116,6 +118,7 @@ class PoolStats:
     peak_streams: int = 0
     goaways: int = 0
     unprocessed_retries: int = 0
+    user_retries: int = 0
 
     def __add__(self, other: PoolStats) -> PoolStats:
         closes = Counter(self.closes)
@@ -133,6 +136,7 @@ class PoolStats:
             max(self.peak_streams, other.peak_streams),
             self.goaways + other.goaways,
             self.unprocessed_retries + other.unprocessed_retries,
+            self.user_retries + other.user_retries,
         )
 
     def history(self) -> PoolStats:
@@ -150,6 +154,7 @@ class PoolStats:
             self.peak_streams,
             self.goaways,
             self.unprocessed_retries,
+            self.user_retries,
         )
 
 
