@@ -25,6 +25,7 @@ from ..lifecycle.exchange import Exchange
 from ..lifecycle.rules import DRAIN_LIMIT, DRAIN_TIMEOUT, CloseReason, Limits, expiry, should_drain
 from ..models import Origin, Request, Timeout
 from ..protocol.http11 import ResponseHead, ResponseReader, encode_chunk, encode_request
+from ..requestbody import aiter_pieces
 from .transport import Waiter, tls_facts
 
 __all__ = ["AsyncHTTP11Connection", "IdleEvent"]
@@ -389,7 +390,7 @@ class AsyncHTTP11Connection(asyncio.Protocol):
         assert transport is not None
         declared = request.declared_length
         sent = 0
-        for piece in body:
+        async for piece in aiter_pieces(body):  # an AsyncBody's pieces are awaited
             if declared is None:
                 if piece:
                     transport.write(encode_chunk(piece))

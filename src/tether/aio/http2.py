@@ -37,6 +37,7 @@ from ..lifecycle.rules import CloseReason, Limits, expiry
 from ..models import Origin, Request, Timeout
 from ..protocol import http2 as h2p
 from ..protocol.h2streams import H2ResponseHead, Inbox, StreamRefused, StreamTable, request_head
+from ..requestbody import aiter_pieces
 from .transport import Waiter, tls_facts
 
 __all__ = ["AsyncHTTP2Connection"]
@@ -218,7 +219,7 @@ class AsyncHTTP2Connection(asyncio.Protocol):
     ) -> None:
         """DATA frames as the peer's windows allow; END_STREAM after the last piece."""
         pieces: Iterable[bytes] = (body,) if isinstance(body, bytes) else body
-        for piece in pieces:
+        async for piece in aiter_pieces(pieces):  # an AsyncBody's pieces are awaited
             view = memoryview(piece)
             while view:
                 while not self._credit(stream):

@@ -16,7 +16,7 @@ from ..io.tls import CertTypes, VerifyTypes
 from ..lifecycle.poolstate import PoolStats
 from ..lifecycle.rules import Limits
 from ..models import URL, HeaderInput, QueryParams, Timeout, TimeoutTypes
-from ..requestbody import FormTypes
+from ..requestbody import FilesTypes, FormTypes
 from ..response import AsyncResponse
 from .build import build_request, default_headers, tls_override
 from .retry import Retry, RetryCounter, as_retry, asend_with_retries
@@ -75,6 +75,7 @@ class AsyncSession:
         data: bytes | str | FormTypes | Iterable[bytes] = None,
         json: Any = None,
         headers: HeaderInput = None,
+        files: FilesTypes = None,
         timeout: TimeoutTypes | None = None,
         stream: bool = False,
         verify: VerifyTypes | None = None,
@@ -82,7 +83,14 @@ class AsyncSession:
     ) -> AsyncResponse:
         """Send a request and return its response (see ``Session.request``)."""
         req = build_request(
-            method, url, self.headers, params=params, data=data, json=json, headers=headers
+            method,
+            url,
+            self.headers,
+            params=params,
+            data=data,
+            json=json,
+            headers=headers,
+            files=files,
         )
         tls = tls_override(self._manager.tls, verify, cert)
         transport = self._transports.for_url(req.url)

@@ -13,7 +13,7 @@ from typing import Any
 
 from ..io.tls import CertTypes, TLSConfig, VerifyTypes
 from ..models import URL, HeaderInput, Headers, QueryParams, Request, parse_url
-from ..requestbody import BodyTypes, FormTypes, body_headers, encode_body
+from ..requestbody import BodyTypes, FilesTypes, FormTypes, body_headers, encode_body
 
 __all__ = ["USER_AGENT", "build_request", "default_headers", "tls_override"]
 
@@ -35,6 +35,7 @@ def build_request(
     data: bytes | str | FormTypes | Iterable[bytes] = None,
     json: Any = None,
     headers: HeaderInput = None,
+    files: FilesTypes = None,
 ) -> Request:
     """The validated request a session call describes (see ``Session.request``)."""
     parsed = parse_url(url)
@@ -42,12 +43,12 @@ def build_request(
         parsed = parsed.with_query(params)
     content: BodyTypes = None
     ctype = None
-    if data is not None or json is not None:  # most requests have no body: skip the checks
+    if data is not None or json is not None or files is not None:  # most requests have none
         if _is_form(data):
-            content, ctype = encode_body(form=data, json=json)  # type: ignore[arg-type]
+            content, ctype = encode_body(form=data, json=json, files=files)  # type: ignore[arg-type]
         else:
-            content, ctype = encode_body(data, json=json)  # type: ignore[arg-type]
-    merged = body_headers(session_headers, headers, ctype)
+            content, ctype = encode_body(data, json=json, files=files)  # type: ignore[arg-type]
+    merged = body_headers(session_headers, headers, ctype, content)
     return Request(method, parsed, headers=merged, body=content)
 
 

@@ -16,7 +16,7 @@ from ..io.tls import CertTypes, VerifyTypes
 from ..lifecycle.poolstate import PoolStats
 from ..lifecycle.rules import Limits
 from ..models import URL, HeaderInput, QueryParams, Timeout, TimeoutTypes
-from ..requestbody import FormTypes
+from ..requestbody import FilesTypes, FormTypes
 from ..response import Response
 from ..sync.http2 import HTTP2Mode
 from ..sync.poolmanager import PoolManager
@@ -96,6 +96,7 @@ class Session(Closing):
         data: bytes | str | FormTypes | Iterable[bytes] = None,
         json: Any = None,
         headers: HeaderInput = None,
+        files: FilesTypes = None,
         timeout: TimeoutTypes | None = None,
         stream: bool = False,
         verify: VerifyTypes | None = None,
@@ -104,11 +105,21 @@ class Session(Closing):
         """Send a request and return its response (body read unless ``stream=True``).
 
         ``params`` are added to the query string; ``data`` is a body (bytes, str, an iterator of
-        bytes) or form fields (a dict or pairs); ``json`` a JSON body. ``verify`` and ``cert``
+        bytes, an open file) or form fields (a dict or pairs; None values are left out);
+        ``files`` multipart/form-data file parts (``{"f": open(...)}``, ``{"f": (filename,
+        file_or_bytes_or_path, content_type)}``), streamed, sent with ``data`` fields; ``json`` a
+        JSON body. ``verify`` and ``cert``
         override the session's TLS settings for this request (a separate pool).
         """
         req = build_request(
-            method, url, self.headers, params=params, data=data, json=json, headers=headers
+            method,
+            url,
+            self.headers,
+            params=params,
+            data=data,
+            json=json,
+            headers=headers,
+            files=files,
         )
         tls = tls_override(self._manager.tls, verify, cert)
         transport = self._transports.for_url(req.url)
