@@ -18,7 +18,7 @@ from werkzeug.formparser import parse_form_data
 
 import tether
 from tether.models import FILE_BLOCK
-from tether.testing import Exchange, TestServer, pattern_bytes
+from tether.testing import Exchange, H2TestServer, TestServer, pattern_bytes
 
 
 def _werkzeug_form(ex: Exchange) -> None:
@@ -273,3 +273,22 @@ def test_the_threaded_session_refuses_an_async_body_before_connecting(
         s.post(f"{test_server.url}/echo", data=body)
     run(body.aclose())
     assert test_server.connections_accepted == 0
+
+
+def test_async_body_and_streamed_files_over_http2(tmp_path: Path) -> None:
+    path = tmp_path / "f.bin"
+    path.write_bytes(pattern_bytes(200_000))
+
+    async def main(url: str) -> tuple[Any, Any]:
+        async with tether.AsyncSession(http2="prior-knowledge") as s:
+            r1 = await s.post(f"{url}/echo", data=_agen([b"x" * 70_000, b"y" * 70_000]))
+            r2 = await s.post(f"{url}/echo", files={"f": path})
+            assert r1.http_version == r2.http_version == "HTTP/2"
+            return r1.json(), r2.json()
+
+    with H2TestServer() as h2:
+        streamed, multipart = run(main(f"http://127.0.0.1:{h2.port}"))
+        assert h2.errors == [] and h2.connections_accepted == 1
+    expected = hashlib.sha256(b"x" * 70_000 + b"y" * 70_000).hexdigest()
+    assert streamed["body_length"] == 140_000 and streamed["body_sha256"] == expected
+    assert multipart["body_length"] > 200_000  # the whole file went, inside its part

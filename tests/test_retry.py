@@ -105,6 +105,17 @@ def test_retries_must_be_a_policy_or_a_count(bad: Any) -> None:
         tether.Session(retries=bad)
 
 
+def test_retry_takes_lists_and_lower_case_methods_and_refuses_nonsense() -> None:
+    policy = tether.Retry(status_forcelist=[500], allowed_methods=["post"])
+    assert policy.verdict(_req("POST"), 500, Attempts()).retry
+    with pytest.raises(ValueError, match="negative"):
+        tether.Retry(total=-1)
+    with pytest.raises(TypeError, match="a count or None"):
+        tether.Retry(connect=1.5)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match=">= 0"):
+        tether.Retry(backoff_factor=-1)
+
+
 # -- the loops, against a server --------------------------------------------------------------
 
 

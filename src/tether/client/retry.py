@@ -112,6 +112,21 @@ class Retry:
     respect_retry_after: bool = True
     retry_after_max: float = 300.0
 
+    def __post_init__(self) -> None:
+        for name in ("total", "connect", "read", "status"):
+            value = getattr(self, name)
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
+                raise TypeError(f"Retry({name}=) is a count or None, not {value!r}")
+            if value is not None and value < 0:
+                raise ValueError(f"Retry({name}=) cannot be negative: {value}")
+        if self.backoff_factor < 0 or self.backoff_max < 0 or self.retry_after_max < 0:
+            raise ValueError("Retry's backoff_factor, backoff_max, retry_after_max must be >= 0")
+        # Lists and lower-case names are what users pass: compare as sets of upper-case names.
+        object.__setattr__(self, "status_forcelist", frozenset(self.status_forcelist))
+        if self.allowed_methods is not None:
+            methods = frozenset(m.upper() for m in self.allowed_methods)
+            object.__setattr__(self, "allowed_methods", methods)
+
     @staticmethod
     def outcome_of(exc: BaseException) -> Outcome | None:
         """The kind of a failed attempt: "connect", "read", or None (not worth retrying)."""
