@@ -83,6 +83,20 @@ def test_a_one_shot_body_is_never_sent_twice() -> None:
     assert policy.verdict(_req("PUT", b"x"), 503, Attempts()).retry
 
 
+def test_files_from_paths_can_be_sent_again_but_file_objects_cannot(tmp_path: Any) -> None:
+    path = tmp_path / "f.txt"
+    path.write_bytes(b"data")
+    policy = tether.Retry(allowed_methods=None)
+    from tether.client.build import build_request
+
+    session_headers = tether.Headers()
+    by_path = build_request("POST", "http://h/", session_headers, files={"f": path})
+    assert policy.verdict(by_path, 503, Attempts()).retry
+    with path.open("rb") as opened:
+        by_file = build_request("POST", "http://h/", session_headers, files={"f": opened})
+        assert not policy.verdict(by_file, 503, Attempts()).retry
+
+
 def test_total_and_per_kind_limits() -> None:
     assert not tether.Retry(total=2).verdict(_req(), 503, Attempts(total=2, status=2)).retry
     capped = tether.Retry(total=None, status=1, connect=5)
@@ -178,6 +192,18 @@ def test_when_retries_run_out_the_last_response_is_returned(
     assert r.status == 429 and not r.ok
     assert flaky["attempts"] == 3
     assert len(sleeps) == 2
+
+
+def test_a_put_with_files_from_a_path_is_sent_whole_again(
+    test_server: TestServer, flaky: dict[str, int], sleeps: list[float], tmp_path: Any
+) -> None:
+    path = tmp_path / "up.bin"
+    path.write_bytes(b"z" * 100_000)
+    with tether.Session(retries=2) as s:
+        r = s.put(f"{test_server.url}/flaky?fail=1", files={"f": path})
+    assert r.status == 200 and flaky["attempts"] == 2
+    first, second = list(test_server.exchanges)[-2:]
+    assert first.body == second.body and len(second.body) > 100_000
 
 
 def test_post_is_not_retried_after_reaching_the_server(

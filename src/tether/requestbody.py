@@ -146,6 +146,11 @@ class MultipartStream:
         self._pieces = pieces
         sizes = [len(p) if isinstance(p, bytes) else p.size for p in pieces]
         self.length: int | None = None if None in sizes else sum(s or 0 for s in sizes)
+        # Paths are opened anew each time: such a body can be sent again (a retry); a file
+        # object is read once.
+        self.replayable = all(
+            isinstance(p, bytes) or isinstance(p.source, PurePath) for p in pieces
+        )
 
     def __iter__(self) -> Iterator[bytes]:
         for piece in self._pieces:

@@ -30,7 +30,7 @@ from ..exceptions import (
     WriteTimeout,
 )
 from ..models import IDEMPOTENT_METHODS, Request
-from ..requestbody import AsyncBody
+from ..requestbody import AsyncBody, MultipartStream
 from ..response import AsyncResponse, Response
 
 __all__ = [
@@ -88,11 +88,12 @@ class Retry:
         read: retries after the connection failed once the request may have reached the
             server (reset, read timeout, malformed response): ``allowed_methods`` only.
         status: retries of a response whose status is in ``status_forcelist``.
-        backoff_factor: the n-th retry sleeps ``backoff_factor * 2 ** (n - 1)`` seconds...
-        backoff_max: ...at most this long.
+        backoff_factor: the n-th retry sleeps ``backoff_factor * 2 ** (n - 1)`` seconds,
+        backoff_max: but never longer than this.
         status_forcelist: statuses that mean "try again" (429, 502, 503, 504).
         allowed_methods: methods retried after they may have reached the server (None: any).
-            Requests with a one-shot body (an iterator, a file) are never sent twice.
+            Requests with a one-shot body (an iterator, a file object) are never sent twice
+            (``files=`` given as paths or bytes can be).
         respect_retry_after: a ``Retry-After`` (seconds or an HTTP-date) replaces the backoff.
         retry_after_max: a ``Retry-After`` longer than this is not waited for: the response
             is returned as it is (a server asking for an hour should not hang the caller).
@@ -176,7 +177,8 @@ class Retry:
 
     def _may_resend(self, request: Request) -> bool:
         body = request.body
-        if body is not None and not isinstance(body, bytes):
+        again = body is None or isinstance(body, bytes)
+        if not (again or (isinstance(body, MultipartStream) and body.replayable)):
             return False  # the iterator or file was read: there is nothing to send again
         methods = self.allowed_methods
         return methods is None or request.method in methods
