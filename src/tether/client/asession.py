@@ -14,6 +14,7 @@ from ..aio.poolmanager import AsyncPoolManager
 from ..io.tls import CertTypes, VerifyTypes
 from ..lifecycle.poolstate import PoolStats
 from ..lifecycle.rules import Limits
+from ..lifecycle.trace import Tracer
 from ..models import URL, HeaderInput, QueryParams, Timeout, TimeoutTypes
 from ..requestbody import FormTypes
 from ..response import AsyncResponse
@@ -44,6 +45,7 @@ class AsyncSession:
         limits: Limits = Limits(),
         watch_idle: bool = True,
         http2: HTTP2Mode = False,
+        trace: Tracer | None = None,
     ) -> None:
         self.headers = default_headers(headers)
         self._manager = AsyncPoolManager(
@@ -55,6 +57,7 @@ class AsyncSession:
             cert=cert,
             limits=limits,
             http2=http2,
+            trace=trace,
         )
 
     async def request(

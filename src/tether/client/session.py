@@ -14,6 +14,7 @@ from ..closing import Closing
 from ..io.tls import CertTypes, VerifyTypes
 from ..lifecycle.poolstate import PoolStats
 from ..lifecycle.rules import Limits
+from ..lifecycle.trace import Tracer
 from ..models import URL, HeaderInput, QueryParams, Timeout, TimeoutTypes
 from ..requestbody import FormTypes
 from ..response import Response
@@ -42,6 +43,10 @@ class Session(Closing):
             ``"prior-knowledge"`` also speaks HTTP/2 (h2c) to plain-http servers.
         coalesce: let https hosts share an HTTP/2 connection when one verified certificate
             covers them and they resolve to the same address (RFC 9113 §9.1.1); off by default.
+        trace: called with every `tether.trace` event of the session's connections (connect,
+            TLS, reuse, request and response, release, close, retry), on the thread doing the
+            work. With ``tether`` logging at DEBUG when the session is made, the events are
+            also logged as curl-style lines (``tether.connection``, ``tether.http``).
     """
 
     def __init__(
@@ -58,6 +63,7 @@ class Session(Closing):
         watch_idle: bool = True,
         http2: HTTP2Mode = False,
         coalesce: bool = False,
+        trace: Tracer | None = None,
     ) -> None:
         self.headers = default_headers(headers)
         self._manager = PoolManager(
@@ -71,6 +77,7 @@ class Session(Closing):
             watch_idle=watch_idle,
             http2=http2,
             coalesce=coalesce,
+            trace=trace,
         )
 
     def request(

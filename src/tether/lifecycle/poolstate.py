@@ -39,6 +39,14 @@ from typing import Any, Generic, Protocol, TypeVar
 
 from .exchange import Exchange
 from .rules import CloseReason, IdleTimeoutLearner, Limits
+from .trace import (
+    ConnectionReused,
+    GoawayReceived,
+    ReleasedToPool,
+    Retry,
+    Tracer,
+    retry_reason,
+)
 
 __all__ = ["Action", "Order", "PoolFacts", "PoolState", "PoolStats", "Pooled"]
 
@@ -46,6 +54,7 @@ __all__ = ["Action", "Order", "PoolFacts", "PoolState", "PoolStats", "Pooled"]
 class Pooled(Protocol):
     """What the pool's brain needs from a connection (HTTP/1.1 or HTTP/2)."""
 
+    id: int  # unique in the process: the "#n" of logs and traces
     requests: int  # exchanges it has been given (the brain counts)
     in_flight: int  # exchanges it carries now (the brain counts)
     multiplexed: bool  # may carry several at once (HTTP/2)
@@ -163,8 +172,18 @@ class PoolState(Generic[C]):
     are single-flight until the first one says which protocol the server speaks.
     """
 
-    def __init__(self, maxsize: int, block: bool, limits: Limits, multiplexing: bool) -> None:
+    def __init__(
+        self,
+        maxsize: int,
+        block: bool,
+        limits: Limits,
+        multiplexing: bool,
+        tracer: Tracer | None = None,
+        origin: str = "",
+    ) -> None:
         self.maxsize = max(1, maxsize)
+        self.tracer = tracer  # see lifecycle.trace: the events decided here are emitted here
+        self.origin = origin
         self.block = block
         self.limits = limits
         self.idle: list[C] = []  # a stack: most recently used last
@@ -265,6 +284,8 @@ class PoolState(Generic[C]):
             self.peak_streams = conn.in_flight
         idle_time = now - conn.idle_since if was_idle else 0.0
         order.exchange = Exchange(conn, conn.requests, conn.in_flight, idle_time)
+        if self.tracer is not None and conn.requests > 1:
+            self.tracer(ConnectionReused(now, self.origin, conn.id, idle_time, conn.requests))
         order.needs_check = was_idle
 
     def dead_on_checkout(
@@ -343,6 +364,8 @@ class PoolState(Generic[C]):
             doomed.append((conn, self._count_close(reason)))
             self._serve_waiters(now, doomed)
             return
+        if self.tracer is not None and (self.waiters or len(self.idle) < self.maxsize):
+            self.tracer(ReleasedToPool(now, self.origin, conn.id, conn.requests))
         if self.waiters:
             self.idle.append(conn)  # the oldest order takes it (as a warm idle connection)
             self._serve_waiters(now, doomed)
@@ -363,6 +386,8 @@ class PoolState(Generic[C]):
         exchange): closed now if empty, else when its last exchange finishes."""
         if reason is CloseReason.GOAWAY:
             self.goaways += 1
+            if self.tracer is not None:
+                self.tracer(GoawayReceived(now, self.origin, conn.id))
         # Busy: the reason is counted when its last exchange finishes; idle: closed now. (An
         # idle one that stopped accepting was closed and counted already.)
         if conn.in_flight or conn.accepting:
@@ -383,10 +408,17 @@ class PoolState(Generic[C]):
         """``conn``'s stream limit changed (the server's SETTINGS): waiters may fit now."""
         self._serve_waiters(now, doomed)
 
-    def retried(self, unprocessed: bool) -> None:
+    def retried(
+        self, exchange: Exchange, now: float, method: str, error: BaseException | None = None
+    ) -> None:
+        """``exchange`` failed and its request is sent again (the rules allowed it)."""
         self.retries += 1
-        if unprocessed:
+        if exchange.unprocessed:
             self.unprocessed_retries += 1
+        if self.tracer is not None:
+            why = retry_reason(exchange.unprocessed)
+            kind = type(error).__name__ if error is not None else "failure"
+            self.tracer(Retry(now, self.origin, exchange.conn.id, method, why, kind))
 
     def _serve_waiters(self, now: float, doomed: Doomed[C]) -> None:
         waiters = self.waiters
