@@ -34,7 +34,7 @@ from __future__ import annotations
 import enum
 from collections import Counter, deque
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Generic, Protocol, TypeVar
 
 from .exchange import Exchange
@@ -102,7 +102,7 @@ class Order:
 
 @dataclass(frozen=True)
 class PoolStats:
-    """A snapshot of a pool's counters.
+    """A snapshot of a pool's counters (or a pool manager's: the sum over its pools).
 
     ``connections_opened`` counts every TCP connect (reconnects included), ``requests`` every
     request sent (retries included), ``reuses`` the requests that rode a connection that had
@@ -111,6 +111,11 @@ class PoolStats:
     (by name). HTTP/2: ``streams_in_flight`` now, ``peak_streams`` the most carried at once on
     one connection, ``goaways`` received, ``unprocessed_retries`` the retries of streams the
     server promised it never processed (GOAWAY, REFUSED_STREAM).
+
+    ``learned_idle_timeout``: the server's idle timeout tether learned from its closes (the
+    shortest, over origins); ``keep_alive``: what the server announced in ``Keep-Alive``
+    ("timeout=5, max=100"), if anything. ``by_origin``: the same numbers for each origin
+    (``"http://127.0.0.1:8080"``); ``describe()`` prints them as a table.
     """
 
     open: int
@@ -125,10 +130,23 @@ class PoolStats:
     peak_streams: int = 0
     goaways: int = 0
     unprocessed_retries: int = 0
+    learned_idle_timeout: float | None = None
+    keep_alive: str | None = None
+    by_origin: dict[str, PoolStats] = field(default_factory=dict)
+
+    @property
+    def reuse_ratio(self) -> float:
+        """The share of requests that rode an already used connection (0.0 with none)."""
+        return self.reuses / self.requests if self.requests else 0.0
 
     def __add__(self, other: PoolStats) -> PoolStats:
         closes = Counter(self.closes)
         closes.update(other.closes)
+        by_origin = dict(self.by_origin)
+        for origin, stats in other.by_origin.items():
+            mine = by_origin.get(origin)
+            by_origin[origin] = stats if mine is None else mine + stats
+        learned = [t for t in (self.learned_idle_timeout, other.learned_idle_timeout) if t]
         return PoolStats(
             self.open + other.open,
             self.idle + other.idle,
@@ -142,24 +160,33 @@ class PoolStats:
             max(self.peak_streams, other.peak_streams),
             self.goaways + other.goaways,
             self.unprocessed_retries + other.unprocessed_retries,
+            min(learned) if learned else None,
+            other.keep_alive or self.keep_alive,
+            by_origin,
         )
 
     def history(self) -> PoolStats:
         """What was done, without what is held now (for a pool that is gone)."""
-        return PoolStats(
-            0,
-            0,
-            0,
-            self.connections_opened,
-            self.requests,
-            self.reuses,
-            self.retries,
-            self.closes,
-            0,
-            self.peak_streams,
-            self.goaways,
-            self.unprocessed_retries,
+        return replace(
+            self,
+            open=0,
+            idle=0,
+            in_use=0,
+            streams_in_flight=0,
+            by_origin={o: s.history() for o, s in self.by_origin.items()},
         )
+
+    def describe(self) -> str:
+        """The counters per origin as a plain-text table (``print(session.stats().describe())``)."""
+        from .statsview import describe
+
+        return describe(self)
+
+    def __rich__(self) -> Any:
+        """The same table for rich (``rich.print(session.stats())``); needs ``tether[cli]``."""
+        from .statsview import rich_table
+
+        return rich_table(self)
 
 
 Doomed = list[tuple[C, CloseReason]]
@@ -198,6 +225,7 @@ class PoolState(Generic[C]):
         self.opened = self.requests = self.reuses = self.retries = 0
         self.goaways = self.unprocessed_retries = self.peak_streams = 0
         self.closes: Counter[CloseReason] = Counter()
+        self.keep_alive: str | None = None  # the latest Keep-Alive header's terms
 
     # -- getting a connection -----------------------------------------------------------------
 
@@ -482,8 +510,9 @@ class PoolState(Generic[C]):
         return len(self.idle) + len(self.active) + self.dialing
 
     def stats(self) -> PoolStats:
-        return PoolStats(
-            len(self.idle) + len(self.active),
+        conns = [*self.idle, *self.active]
+        flat = PoolStats(
+            len(conns),
             len(self.idle),
             len(self.active),
             self.opened,
@@ -495,7 +524,22 @@ class PoolState(Generic[C]):
             self.peak_streams,
             self.goaways,
             self.unprocessed_retries,
+            self.learner.timeout,
+            self._announced(conns),
         )
+        return replace(flat, by_origin={self.origin: flat}) if self.origin else flat
+
+    def _announced(self, conns: list[C]) -> str | None:
+        # What the newest connection heard in Keep-Alive; remembered once its connection goes.
+        for conn in sorted(conns, key=lambda c: c.created_at, reverse=True):
+            timeout = getattr(conn, "server_timeout", None)
+            most = getattr(conn, "server_max", None)
+            if timeout is not None or most is not None:
+                parts = [f"timeout={timeout:g}"] if timeout is not None else []
+                parts += [f"max={most} requests"] if most is not None else []
+                self.keep_alive = ", ".join(parts)
+                break
+        return self.keep_alive
 
     def _count_close(self, reason: CloseReason | None) -> CloseReason:
         reason = reason or CloseReason.IDLE_TIMEOUT
