@@ -140,7 +140,7 @@ def _request_head(out: Output, r: Response) -> None:
     request = r.request
     version = "HTTP/2" if r.http_version == "HTTP/2" else "HTTP/1.1"
     out.line(f"> {request.method} {request.url.target} {version}", style="bold")
-    out.line(f"> host: {request.url.host_header}")
+    out.line(f"> Host: {request.url.host_header}")
     for name, value in request.headers.items():
         if name.lower() != "host":
             out.line(f"> {name}: {redact(name, value)}")
