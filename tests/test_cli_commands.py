@@ -208,3 +208,23 @@ def test_bench_duration_bounds_the_run(test_server: TestServer) -> None:
     )
     assert 0 < doc["requests"] < 1000000
     assert doc["seconds"] < 5
+
+
+# -- without the cli extra ----------------------------------------------------------------------
+
+NO_RICH = "import sys; sys.modules['rich'] = None; from tether.cli import main; sys.exit(main())"
+
+
+def test_demo_and_get_work_without_rich(test_server: TestServer) -> None:
+    env = {**os.environ, "PYTHONPATH": SRC}
+    for args in (["demo"], ["get", "-v", test_server.url + "/"]):
+        done = subprocess.run(
+            [sys.executable, "-c", NO_RICH, *args],
+            capture_output=True,
+            text=True,
+            timeout=90,
+            env=env,
+            check=False,
+        )
+        assert done.returncode == 0, done.stdout + done.stderr
+    assert "connected to 127.0.0.1" in done.stdout
