@@ -139,6 +139,37 @@ def test_http2_request_opens_streams_on_one_connection() -> None:
     assert [h.http_version for h in heads] == ["HTTP/2", "HTTP/2"]
 
 
+def test_http2_goaway_then_a_new_connection() -> None:
+    events: list[tr.TraceEvent] = []
+    with (
+        H2TestServer(goaway_after=2) as server,
+        tether.Session(http2="prior-knowledge", trace=events.append) as s,
+    ):
+        ids = [s.get(server.url + "/").connection_info.connection_id for _ in range(3)]
+    assert ids[0] == ids[1] != ids[2]
+    goaway = next(e for e in events if isinstance(e, tr.GoawayReceived))
+    closed = next(e for e in events if isinstance(e, tr.ConnectionClosed))
+    assert goaway.connection_id == closed.connection_id == ids[0]
+    assert closed.reason is tether.CloseReason.GOAWAY
+    later = events[events.index(closed) :]
+    assert any(isinstance(e, tr.ConnectDone) and e.connection_id == ids[2] for e in later)
+
+
+def test_refused_stream_is_reset_and_retried() -> None:
+    events: list[tr.TraceEvent] = []
+    with (
+        H2TestServer() as server,
+        tether.Session(http2="prior-knowledge", trace=events.append) as s,
+    ):
+        r = s.post(server.url + "/refuse-once", data=b"once processed")
+    assert (r.status, r.connection_info.retries) == (200, 1)
+    reset = next(e for e in events if isinstance(e, tr.StreamReset))
+    retry = next(e for e in events if isinstance(e, tr.Retry))
+    assert events.index(reset) < events.index(retry)
+    assert retry.method == "POST" and "did not process" in retry.why
+    assert [e.stream_id for e in events if isinstance(e, tr.StreamOpened)] == [1, 3]
+
+
 def test_tls_handshake_events(nginx_h2: Nginx) -> None:
     events: list[tr.TraceEvent] = []
     with tether.Session(verify=str(nginx_h2.ca_file), http2=True, trace=events.append) as s:

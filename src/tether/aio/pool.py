@@ -38,10 +38,10 @@ from ..lifecycle.trace import (
     ConnectionClosed,
     ConnectStart,
     ResponseDone,
-    StreamReset,
     Tracer,
     connected,
     exchanged,
+    reset,
 )
 from ..lifecycle.tracelog import log_tracer
 from ..models import (
@@ -304,8 +304,7 @@ class AsyncConnectionPool(PoolFacts):
 
     def _reset(self, exchange: Exchange, why: str) -> None:
         assert self._tracer is not None
-        origin, n = self._state.origin, exchange.conn.id
-        self._tracer(StreamReset(self._clock(), origin, n, exchange.stream_id, why))
+        reset(self._tracer, self._state.origin, exchange, why, self._clock())
 
     def _stop(self, conn: Connection, reason: CloseReason) -> None:
         doomed: Doomed = []

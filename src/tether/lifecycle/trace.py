@@ -40,6 +40,7 @@ __all__ = [
     "combine",
     "connected",
     "exchanged",
+    "reset",
     "retry_reason",
 ]
 
@@ -234,3 +235,12 @@ def exchanged(tracer: Tracer, origin: str, exchange: Any, request: Any, head: An
             sent + exchange.ttfb, origin, n, head.status, head.http_version, sid
         )
     )
+
+
+def reset(tracer: Tracer, origin: str, exchange: Any, why: str, now: float) -> None:
+    """An HTTP/2 stream ended early; one whose response never began was not reported opened
+    yet (``exchanged`` runs once the head is in), so it is now, before its reset."""
+    n, sid = exchange.conn.id, exchange.stream_id
+    if not exchange.response_started:
+        tracer(StreamOpened(exchange.sent_at or now, origin, n, sid))
+    tracer(StreamReset(now, origin, n, sid, why))
