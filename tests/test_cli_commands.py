@@ -16,7 +16,7 @@ import pytest
 from servers.nginx import Nginx
 
 import tether
-from tether.testing import TestServer
+from tether.testing import H2TestServer, TestServer
 
 SRC = str(Path(tether.__file__).resolve().parents[1])
 ANSI = re.compile(r"\x1b\[")
@@ -228,3 +228,48 @@ def test_demo_and_get_work_without_rich(test_server: TestServer) -> None:
         )
         assert done.returncode == 0, done.stdout + done.stderr
     assert "connected to 127.0.0.1" in done.stdout
+
+
+# -- HTTP/2 -------------------------------------------------------------------------------------
+
+
+def test_get_http2_shows_streams_on_one_connection() -> None:
+    with H2TestServer() as server:
+        done = run_tether("get", "-v", "--http2", "-n", "2", server.url + "/")
+        accepted = server.connections_accepted
+    assert done.returncode == 0, done.stderr
+    out = done.stdout
+    assert "* stream 1 opened on connection #" in out and "* stream 3 opened" in out
+    assert re.search(r"\* re-using connection #\d+ \(idle \d+\.\d\d s, request 2\)", out)
+    assert "< HTTP/2 200" in out and accepted == 1
+
+
+def test_bench_http2_carries_every_thread_on_one_connection() -> None:
+    with H2TestServer() as server:
+        doc = run_json("bench", server.url + "/", "-n", "80", "-c", "4", "--http2", "--json")
+        accepted = server.connections_accepted
+    assert doc["ok"] == 80 and doc["errors"] == {}
+    assert doc["connections_opened"] == accepted == 1
+
+
+def test_probe_reports_alpn_h2_and_max_streams(nginx_h2_factory: Callable[..., Nginx]) -> None:
+    server = nginx_h2_factory(tls=True, max_concurrent_streams=7)
+    doc = run_json(
+        "probe",
+        "--json",
+        "--cacert",
+        str(server.ca_file),
+        "--max-wait",
+        "3",
+        "--max-requests",
+        "5",
+        server.url + "/echo",
+    )
+    p = doc["protocols"]
+    assert (p["h2"], p["alpn"], p["max_streams"]) == (True, "h2", 7)
+    assert doc["tls_version"] in ("TLSv1.2", "TLSv1.3")
+    # nginx keeps idle connections 75 s: the 3 s budget allows gaps of 1 and 2 s, no more.
+    assert doc["idle"]["timeout"] is None
+    assert [g["seconds"] for g in doc["idle"]["gaps"]] == [1.0, 2.0]
+    assert doc["requests_per_connection"] == {"limit": None, "tried": 5, "retries": 0}
+    assert any("http2=True" in line for line in doc["recommendations"])
