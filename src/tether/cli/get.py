@@ -70,6 +70,7 @@ def run_get(args: argparse.Namespace, out: Output) -> int:
     if args.n < 1:
         raise SystemExit("tether get: -n must be at least 1")
     transcript = _Transcript()
+    # --http2: ALPN on https; h2c (prior knowledge) when every URL is plain http.
     http2: Any = "prior-knowledge" if all(u.startswith("http:") for u in args.urls) else True
     method = args.method or ("POST" if args.data is not None or args.json_body else "GET")
     body: Any = args.data.encode() if args.data is not None else None

@@ -110,7 +110,9 @@ def _gap(
     events = _Events()
     with _session(args, events, pool_maxsize=1) as s:
         s.get(args.url)
-        released = next(e.at for e in events.events if isinstance(e, tr.ReleasedToPool))
+        released = next((e.at for e in events.events if isinstance(e, tr.ReleasedToPool)), None)
+        if released is None:  # the server did not keep this one: nothing to wait on
+            return False, None
         began = time.monotonic()
         while (waited := time.monotonic() - began) < gap:
             idle_close = [c for c in events.closes() if c.reason is CloseReason.SERVER_CLOSED_IDLE]
@@ -195,6 +197,8 @@ def _requests_limit(args: argparse.Namespace, out: Output) -> dict[str, Any]:
 
 def run_probe(args: argparse.Namespace, out: Output) -> int:
     """Measure, print, recommend."""
+    if args.max_wait <= 0 or args.max_requests < 1 or args.tolerance <= 0:
+        raise SystemExit("tether probe: --max-wait, --max-requests and --tolerance must be > 0")
     out.line(f"probing {args.url}", style="bold")
     try:
         basics = _basics(args)

@@ -101,7 +101,9 @@ class StreamOpened(TraceEvent):
 
 @dataclass(frozen=True, slots=True)
 class RequestHeadersSent(TraceEvent):
-    """The request head is written: ``method`` and ``path`` (without the query string)."""
+    """The request is written: ``method`` and ``path`` (without the query string). ``at`` is
+    when the writing ended: HTTP/1.1 writes the head and a bytes body in one call, so this event
+    and `RequestBodySent` share it."""
 
     method: str
     path: str
