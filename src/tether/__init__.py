@@ -45,8 +45,9 @@ from .exceptions import (
     WriteTimeout,
 )
 from .io.tls import TLSConfig
-from .lifecycle import CloseReason, Limits
+from .lifecycle import CloseReason, Limits, trace
 from .lifecycle.poolstate import PoolStats
+from .lifecycle.trace import TraceEvent
 from .models import URL, Headers, Origin, Request, Timeout
 from .response import AsyncResponse, ConnectionInfo, Response
 from .sync.pool import ConnectionPool
@@ -96,6 +97,7 @@ __all__ = [
     "TetherError",
     "Timeout",
     "TimeoutException",
+    "TraceEvent",
     "TransportError",
     "WriteError",
     "WriteTimeout",
@@ -109,4 +111,5 @@ __all__ = [
     "post",
     "put",
     "request",
+    "trace",
 ]

@@ -125,6 +125,13 @@ class ConnectionInfo:
         return self._conn.tls[2]
 
     @property
+    def max_concurrent_streams(self) -> int:
+        """How many requests the connection carries at once: 1 for HTTP/1.1, the server's
+        ``SETTINGS_MAX_CONCURRENT_STREAMS`` for HTTP/2 (as it stands now)."""
+        limit: int = getattr(self._conn, "stream_limit", 1)
+        return limit
+
+    @property
     def dns_time(self) -> float:
         return self._conn.timings.dns if self.request_number == 1 else 0.0
 

@@ -226,7 +226,7 @@ class AsyncHTTP11Connection(asyncio.Protocol):
             await self._write_stream(body, request, timeout)
         elif self._wait.write_paused:
             await self._drain(request, timeout)
-        sent_at = self._clock()
+        exchange.sent_at = sent_at = self._clock()
         while reader.head is None:
             await self._receive(request, timeout)
         self.ttfb = exchange.ttfb = max(self._first_byte - sent_at, 0.0)

@@ -184,7 +184,7 @@ class AsyncHTTP2Connection(asyncio.Protocol):
         try:
             if body:
                 await self._send_body(stream, body, request, timeout)
-            sent_at = self._clock()
+            exchange.sent_at = sent_at = self._clock()
             while stream.head is None:
                 await self._wait_for(stream, request, timeout)
         except TransportError:

@@ -34,6 +34,16 @@ from ..io.tls import CertTypes, TLSConfig, VerifyTypes
 from ..lifecycle.exchange import Attempts, Exchange
 from ..lifecycle.poolstate import Action, Order, PoolFacts, PoolState, PoolStats
 from ..lifecycle.rules import CloseReason, Limits
+from ..lifecycle.trace import (
+    ConnectionClosed,
+    ConnectStart,
+    ResponseDone,
+    Tracer,
+    connected,
+    exchanged,
+    reset,
+)
+from ..lifecycle.tracelog import log_tracer
 from ..models import (
     DEFAULT_PORTS,
     URL,
@@ -83,6 +93,7 @@ class AsyncConnectionPool(PoolFacts):
         limits: Limits = Limits(),
         headers: HeaderInput = None,
         clock: Callable[[], float] = time.monotonic,
+        trace: Tracer | None = None,
     ) -> None:
         scheme = scheme.lower()
         if ":" in host and not host.startswith("["):
@@ -95,7 +106,10 @@ class AsyncConnectionPool(PoolFacts):
         )
         self.timeout = Timeout.of(timeout)
         self.headers = Headers(headers)
-        self._state: PoolState[Connection] = PoolState(maxsize, block, limits, bool(self._http2))
+        self._tracer = log_tracer(trace)
+        self._state: PoolState[Connection] = PoolState(
+            maxsize, block, limits, bool(self._http2), self._tracer, str(self.origin)
+        )
         self._clock = clock
         self._requests = PoolRequests(self.origin, self.headers)
         self._orphans: list[Exchange] = []  # ended by a finalizer, not yet accounted
@@ -149,10 +163,12 @@ class AsyncConnectionPool(PoolFacts):
                 self._failed(exchange, exc)
                 if not attempts.retry(exchange, request.replayable, exc):
                     raise
-                self._retried(exchange)
+                self._retried(exchange, request, exc)
             except BaseException:  # cancelled (or worse): leave nothing in an unknown state
                 self._abandon(exchange)
                 raise
+        if self._tracer is not None:
+            exchanged(self._tracer, self._state.origin, exchange, request, head)
         info = ConnectionInfo(exchange, attempts.retries, head.http_version)
         elapsed = self._clock() - started
         if stream:
@@ -167,11 +183,13 @@ class AsyncConnectionPool(PoolFacts):
             self._abandon(exchange)
             raise
         trailers = conn.trailers(exchange)
+        if self._tracer is not None:
+            self._done(exchange)
         self._finish(exchange)
         return AsyncResponse(head, request, info, elapsed, content=content, trailers=trailers)
 
-    def _retried(self, exchange: Exchange) -> None:
-        self._state.retried(exchange.unprocessed)
+    def _retried(self, exchange: Exchange, request: Request, exc: TransportError) -> None:
+        self._state.retried(exchange, self._clock(), request.method, exc)
 
     # -- the body around PoolState's decisions ------------------------------------------------
 
@@ -225,11 +243,21 @@ class AsyncConnectionPool(PoolFacts):
         return order
 
     async def _dial(self, order: Order, t: Timeout) -> Exchange:
+        tracer = self._tracer
+        if tracer is not None:
+            started = self._clock()
+            tracer(ConnectStart(started, self._state.origin, 0))
         try:
             ctx = self._tls.context() if self._tls is not None else None
             conn = await open_connection(
                 self.origin, ctx, self._http2, t, self._clock, self._on_idle, self._on_conn_event
             )
+            if tracer is not None:
+                try:
+                    connected(tracer, self._state.origin, conn, started)
+                except BaseException:
+                    conn.close(CloseReason.ABANDONED)
+                    raise
         except BaseException:
             doomed: Doomed = []
             self._state.dial_failed(order, self._clock(), doomed)
@@ -257,12 +285,26 @@ class AsyncConnectionPool(PoolFacts):
         if not conn.multiplexed:
             conn.accepting = False
             conn.stop_reason = _reason_for(exc)
+        elif self._tracer is not None:
+            self._reset(exchange, type(exc).__name__)
         self._finish(exchange)
 
     def _abandon(self, exchange: Exchange) -> None:
         """End an exchange interrupted by something that was not the network (cancellation)."""
         exchange.conn.abandon(exchange)
+        if self._tracer is not None and exchange.stream_id:
+            self._reset(exchange, "abandoned by the caller")
         self._finish(exchange)
+
+    def _done(self, exchange: Exchange) -> None:
+        assert self._tracer is not None
+        self._tracer(
+            ResponseDone(self._clock(), self._state.origin, exchange.conn.id, exchange.stream_id)
+        )
+
+    def _reset(self, exchange: Exchange, why: str) -> None:
+        assert self._tracer is not None
+        reset(self._tracer, self._state.origin, exchange, why, self._clock())
 
     def _stop(self, conn: Connection, reason: CloseReason) -> None:
         doomed: Doomed = []
@@ -296,6 +338,9 @@ class AsyncConnectionPool(PoolFacts):
 
     def _close_socket(self, conn: Connection, reason: CloseReason) -> None:
         conn.close(reason)
+        if self._tracer is not None:
+            origin, now = self._state.origin, self._clock()
+            self._tracer(ConnectionClosed(now, origin, conn.id, reason, conn.requests))
         if not conn.released:
             self._closing.append(conn)
         if len(self._closing) > 64:
@@ -384,6 +429,8 @@ class _AsyncPooledBody:
             raise
         if not data:
             self._pool = None
+            if pool._tracer is not None:
+                pool._done(exchange)
             pool._finish(exchange)
         return data
 
@@ -405,6 +452,8 @@ class _AsyncPooledBody:
             raise
         if reason is not None:
             pool._stop(conn, reason)
+        elif pool._tracer is not None:
+            pool._done(exchange)
         pool._finish(exchange)
 
     def __del__(self) -> None:

@@ -15,6 +15,7 @@ from ..aio.poolmanager import AsyncPoolManager
 from ..io.tls import CertTypes, VerifyTypes
 from ..lifecycle.poolstate import PoolStats
 from ..lifecycle.rules import Limits
+from ..lifecycle.trace import Tracer
 from ..models import URL, HeaderInput, QueryParams, Timeout, TimeoutTypes
 from ..requestbody import FilesTypes, FormTypes
 from ..response import AsyncResponse
@@ -50,6 +51,7 @@ class AsyncSession:
         retries: Retry | int | None = None,
         transport: AsyncTransport | None = None,
         mounts: Mapping[str, AsyncTransport] | None = None,
+        trace: Tracer | None = None,
     ) -> None:
         self.headers = default_headers(headers)
         self._manager = AsyncPoolManager(
@@ -61,6 +63,7 @@ class AsyncSession:
             cert=cert,
             limits=limits,
             http2=http2,
+            trace=trace,
         )
         self._retry = as_retry(retries)
         self._retried = RetryCounter()

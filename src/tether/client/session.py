@@ -15,6 +15,7 @@ from ..closing import Closing
 from ..io.tls import CertTypes, VerifyTypes
 from ..lifecycle.poolstate import PoolStats
 from ..lifecycle.rules import Limits
+from ..lifecycle.trace import Tracer
 from ..models import URL, HeaderInput, QueryParams, Timeout, TimeoutTypes
 from ..requestbody import FilesTypes, FormTypes
 from ..response import Response
@@ -50,6 +51,10 @@ class Session(Closing):
         transport: what requests are sent through instead of the pools (``MockTransport``).
         mounts: ``{"https://api.example": transport}``: URLs under a prefix go to that
             transport (the longest prefix wins).
+        trace: called with every `tether.trace` event of the session's connections (connect,
+            TLS, reuse, request and response, release, close, retry), on the thread doing the
+            work. With ``tether`` logging at DEBUG when the session is made, the events are
+            also logged as curl-style lines (``tether.connection``, ``tether.http``).
     """
 
     def __init__(
@@ -69,6 +74,7 @@ class Session(Closing):
         retries: Retry | int | None = None,
         transport: Transport | None = None,
         mounts: Mapping[str, Transport] | None = None,
+        trace: Tracer | None = None,
     ) -> None:
         self.headers = default_headers(headers)
         self._manager = PoolManager(
@@ -82,6 +88,7 @@ class Session(Closing):
             watch_idle=watch_idle,
             http2=http2,
             coalesce=coalesce,
+            trace=trace,
         )
         self._retry = as_retry(retries)
         self._retried = RetryCounter()

@@ -22,8 +22,8 @@ class Exchange:
     Set by the brain: ``conn``, ``request_number`` (1 for the connection's first request),
     ``streams_in_flight`` (this one included, when it started) and ``idle_time`` (how long the
     connection sat idle before it). Set by the driver: ``stream_id`` (HTTP/2), ``wrote_any``,
-    ``response_started``, ``ttfb`` and ``unprocessed`` (the server promised it did not process
-    the request: HTTP/2 GOAWAY above its last stream id, or REFUSED_STREAM).
+    ``response_started``, ``sent_at``, ``ttfb`` and ``unprocessed`` (the server promised it did
+    not process the request: HTTP/2 GOAWAY above its last stream id, or REFUSED_STREAM).
     """
 
     __slots__ = (
@@ -31,6 +31,7 @@ class Exchange:
         "idle_time",
         "request_number",
         "response_started",
+        "sent_at",
         "stream",
         "stream_id",
         "streams_in_flight",
@@ -50,6 +51,7 @@ class Exchange:
         self.response_started = False
         self.unprocessed = False
         self.ttfb = 0.0
+        self.sent_at = 0.0  # the clock when the request was written (the driver sets it)
 
     @property
     def reused(self) -> bool:

@@ -34,11 +34,19 @@ from __future__ import annotations
 import enum
 from collections import Counter, deque
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Generic, Protocol, TypeVar
 
 from .exchange import Exchange
 from .rules import CloseReason, IdleTimeoutLearner, Limits
+from .trace import (
+    ConnectionReused,
+    GoawayReceived,
+    ReleasedToPool,
+    Retry,
+    Tracer,
+    retry_reason,
+)
 
 __all__ = ["Action", "Order", "PoolFacts", "PoolState", "PoolStats", "Pooled"]
 
@@ -46,6 +54,7 @@ __all__ = ["Action", "Order", "PoolFacts", "PoolState", "PoolStats", "Pooled"]
 class Pooled(Protocol):
     """What the pool's brain needs from a connection (HTTP/1.1 or HTTP/2)."""
 
+    id: int  # unique in the process: the "#n" of logs and traces
     requests: int  # exchanges it has been given (the brain counts)
     in_flight: int  # exchanges it carries now (the brain counts)
     multiplexed: bool  # may carry several at once (HTTP/2)
@@ -93,7 +102,7 @@ class Order:
 
 @dataclass(frozen=True)
 class PoolStats:
-    """A snapshot of a pool's counters.
+    """A snapshot of a pool's counters (or a pool manager's: the sum over its pools).
 
     ``connections_opened`` counts every TCP connect (reconnects included), ``requests`` every
     request sent (retries included), ``reuses`` the requests that rode a connection that had
@@ -104,6 +113,11 @@ class PoolStats:
     server promised it never processed (GOAWAY, REFUSED_STREAM). ``user_retries``: the
     requests a session sent again because its ``retries=`` policy said so (a 503, a failed
     connect); pools leave it 0.
+
+    ``learned_idle_timeout``: the server's idle timeout tether learned from its closes (the
+    shortest, over origins); ``keep_alive``: what the server announced in ``Keep-Alive``
+    ("timeout=5, max=100"), if anything. ``by_origin``: the same numbers for each origin
+    (``"http://127.0.0.1:8080"``); ``describe()`` prints them as a table.
     """
 
     open: int
@@ -119,10 +133,24 @@ class PoolStats:
     goaways: int = 0
     unprocessed_retries: int = 0
     user_retries: int = 0
+    learned_idle_timeout: float | None = None
+    keep_alive: str | None = None
+    # Not compared nor in the repr: two runs against different ports count the same.
+    by_origin: dict[str, PoolStats] = field(default_factory=dict, compare=False, repr=False)
+
+    @property
+    def reuse_ratio(self) -> float:
+        """The share of requests that rode an already used connection (0.0 with none)."""
+        return self.reuses / self.requests if self.requests else 0.0
 
     def __add__(self, other: PoolStats) -> PoolStats:
         closes = Counter(self.closes)
         closes.update(other.closes)
+        by_origin = dict(self.by_origin)
+        for origin, stats in other.by_origin.items():
+            mine = by_origin.get(origin)
+            by_origin[origin] = stats if mine is None else mine + stats
+        learned = [t for t in (self.learned_idle_timeout, other.learned_idle_timeout) if t]
         return PoolStats(
             self.open + other.open,
             self.idle + other.idle,
@@ -137,25 +165,33 @@ class PoolStats:
             self.goaways + other.goaways,
             self.unprocessed_retries + other.unprocessed_retries,
             self.user_retries + other.user_retries,
+            min(learned) if learned else None,
+            other.keep_alive or self.keep_alive,
+            by_origin,
         )
 
     def history(self) -> PoolStats:
         """What was done, without what is held now (for a pool that is gone)."""
-        return PoolStats(
-            0,
-            0,
-            0,
-            self.connections_opened,
-            self.requests,
-            self.reuses,
-            self.retries,
-            self.closes,
-            0,
-            self.peak_streams,
-            self.goaways,
-            self.unprocessed_retries,
-            self.user_retries,
+        return replace(
+            self,
+            open=0,
+            idle=0,
+            in_use=0,
+            streams_in_flight=0,
+            by_origin={o: s.history() for o, s in self.by_origin.items()},
         )
+
+    def describe(self) -> str:
+        """The counters per origin as a plain-text table (``print(session.stats().describe())``)."""
+        from .statsview import describe
+
+        return describe(self)
+
+    def __rich__(self) -> Any:
+        """The same table for rich (``rich.print(session.stats())``); needs ``tether[cli]``."""
+        from .statsview import rich_table
+
+        return rich_table(self)
 
 
 Doomed = list[tuple[C, CloseReason]]
@@ -168,8 +204,18 @@ class PoolState(Generic[C]):
     are single-flight until the first one says which protocol the server speaks.
     """
 
-    def __init__(self, maxsize: int, block: bool, limits: Limits, multiplexing: bool) -> None:
+    def __init__(
+        self,
+        maxsize: int,
+        block: bool,
+        limits: Limits,
+        multiplexing: bool,
+        tracer: Tracer | None = None,
+        origin: str = "",
+    ) -> None:
         self.maxsize = max(1, maxsize)
+        self.tracer = tracer  # see lifecycle.trace: the events decided here are emitted here
+        self.origin = origin
         self.block = block
         self.limits = limits
         self.idle: list[C] = []  # a stack: most recently used last
@@ -184,6 +230,7 @@ class PoolState(Generic[C]):
         self.opened = self.requests = self.reuses = self.retries = 0
         self.goaways = self.unprocessed_retries = self.peak_streams = 0
         self.closes: Counter[CloseReason] = Counter()
+        self.keep_alive: str | None = None  # the latest Keep-Alive header's terms
 
     # -- getting a connection -----------------------------------------------------------------
 
@@ -270,6 +317,8 @@ class PoolState(Generic[C]):
             self.peak_streams = conn.in_flight
         idle_time = now - conn.idle_since if was_idle else 0.0
         order.exchange = Exchange(conn, conn.requests, conn.in_flight, idle_time)
+        if self.tracer is not None and conn.requests > 1:
+            self.tracer(ConnectionReused(now, self.origin, conn.id, idle_time, conn.requests))
         order.needs_check = was_idle
 
     def dead_on_checkout(
@@ -348,6 +397,8 @@ class PoolState(Generic[C]):
             doomed.append((conn, self._count_close(reason)))
             self._serve_waiters(now, doomed)
             return
+        if self.tracer is not None and (self.waiters or len(self.idle) < self.maxsize):
+            self.tracer(ReleasedToPool(now, self.origin, conn.id, conn.requests))
         if self.waiters:
             self.idle.append(conn)  # the oldest order takes it (as a warm idle connection)
             self._serve_waiters(now, doomed)
@@ -368,6 +419,8 @@ class PoolState(Generic[C]):
         exchange): closed now if empty, else when its last exchange finishes."""
         if reason is CloseReason.GOAWAY:
             self.goaways += 1
+            if self.tracer is not None:
+                self.tracer(GoawayReceived(now, self.origin, conn.id))
         # Busy: the reason is counted when its last exchange finishes; idle: closed now. (An
         # idle one that stopped accepting was closed and counted already.)
         if conn.in_flight or conn.accepting:
@@ -388,10 +441,17 @@ class PoolState(Generic[C]):
         """``conn``'s stream limit changed (the server's SETTINGS): waiters may fit now."""
         self._serve_waiters(now, doomed)
 
-    def retried(self, unprocessed: bool) -> None:
+    def retried(
+        self, exchange: Exchange, now: float, method: str, error: BaseException | None = None
+    ) -> None:
+        """``exchange`` failed and its request is sent again (the rules allowed it)."""
         self.retries += 1
-        if unprocessed:
+        if exchange.unprocessed:
             self.unprocessed_retries += 1
+        if self.tracer is not None:
+            why = retry_reason(exchange.unprocessed)
+            kind = type(error).__name__ if error is not None else "failure"
+            self.tracer(Retry(now, self.origin, exchange.conn.id, method, why, kind))
 
     def _serve_waiters(self, now: float, doomed: Doomed[C]) -> None:
         waiters = self.waiters
@@ -455,8 +515,9 @@ class PoolState(Generic[C]):
         return len(self.idle) + len(self.active) + self.dialing
 
     def stats(self) -> PoolStats:
-        return PoolStats(
-            len(self.idle) + len(self.active),
+        conns = [*self.idle, *self.active]
+        flat = PoolStats(
+            len(conns),
             len(self.idle),
             len(self.active),
             self.opened,
@@ -468,7 +529,22 @@ class PoolState(Generic[C]):
             self.peak_streams,
             self.goaways,
             self.unprocessed_retries,
+            learned_idle_timeout=self.learner.timeout,
+            keep_alive=self._announced(conns),
         )
+        return replace(flat, by_origin={self.origin: flat}) if self.origin else flat
+
+    def _announced(self, conns: list[C]) -> str | None:
+        # What the newest connection heard in Keep-Alive; remembered once its connection goes.
+        for conn in sorted(conns, key=lambda c: c.created_at, reverse=True):
+            timeout = getattr(conn, "server_timeout", None)
+            most = getattr(conn, "server_max", None)
+            if timeout is not None or most is not None:
+                parts = [f"timeout={timeout:g}"] if timeout is not None else []
+                parts += [f"max={most} requests"] if most is not None else []
+                self.keep_alive = ", ".join(parts)
+                break
+        return self.keep_alive
 
     def _count_close(self, reason: CloseReason | None) -> CloseReason:
         reason = reason or CloseReason.IDLE_TIMEOUT

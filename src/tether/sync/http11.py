@@ -151,7 +151,7 @@ class HTTP11Connection:
         early = self._write_request(exchange, request, data, declared, timeout)
         if early is not None:
             return early
-        sent_at = self._clock()
+        exchange.sent_at = sent_at = self._clock()
         self._set_timeout(socket.SO_RCVTIMEO, timeout.read)
         self._receive(exchange, reader, request, timeout)
         self.ttfb = exchange.ttfb = self._clock() - sent_at  # to the first response bytes

@@ -272,7 +272,7 @@ class HTTP2Connection:
         try:
             if body:
                 self._send_body(exchange, stream, body, request, timeout)
-            sent_at = self._clock()
+            exchange.sent_at = sent_at = self._clock()
             self._wait_for(stream, lambda: stream.head is not None, request, timeout)
         except TransportError:
             exchange.unprocessed = stream.unprocessed

@@ -40,6 +40,16 @@ from ..lifecycle.coalescing import may_coalesce
 from ..lifecycle.exchange import Attempts, Exchange
 from ..lifecycle.poolstate import Action, Order, PoolFacts, PoolState, PoolStats
 from ..lifecycle.rules import CloseReason, Limits
+from ..lifecycle.trace import (
+    ConnectionClosed,
+    ConnectStart,
+    ResponseDone,
+    Tracer,
+    connected,
+    exchanged,
+    reset,
+)
+from ..lifecycle.tracelog import log_tracer
 from ..models import (
     HeaderInput,
     Headers,
@@ -75,6 +85,8 @@ class ConnectionPool(PoolFacts, Closing):
         watch_idle: close idle sockets as soon as the server closes them (no CLOSE_WAIT), and
             answer what an idle HTTP/2 server sends (PING, SETTINGS, GOAWAY) at once.
         clock: the monotonic clock the lifecycle rules read (injectable for tests).
+        trace: called with each `lifecycle.trace` event of this pool's connections (on the
+            thread doing the work; it must be quick and must not raise).
     """
 
     def __init__(
@@ -93,6 +105,7 @@ class ConnectionPool(PoolFacts, Closing):
         headers: HeaderInput = None,
         watch_idle: bool = True,
         clock: Callable[[], float] = time.monotonic,
+        trace: Tracer | None = None,
     ) -> None:
         self.origin: Origin = Origin.of(scheme, host, port)  # "::1" and "[::1]" alike
         scheme = self.origin.scheme
@@ -102,7 +115,10 @@ class ConnectionPool(PoolFacts, Closing):
         )
         self.timeout = Timeout.of(timeout)
         self.headers = Headers(headers)
-        self._state: PoolState[Connection] = PoolState(maxsize, block, limits, bool(self._http2))
+        self._tracer = log_tracer(trace)
+        self._state: PoolState[Connection] = PoolState(
+            maxsize, block, limits, bool(self._http2), self._tracer, str(self.origin)
+        )
         self._watch = watch_idle and watcher.available
         self._clock = clock
         self._lock = threading.Lock()
@@ -117,7 +133,14 @@ class ConnectionPool(PoolFacts, Closing):
         A new lock too: another thread of the parent may have held this one at the fork.
         """
         state = self._state
-        self._state = PoolState(state.maxsize, state.block, state.limits, bool(self._http2))
+        self._state = PoolState(
+            state.maxsize,
+            state.block,
+            state.limits,
+            bool(self._http2),
+            state.tracer,
+            state.origin,
+        )
         self._lock = threading.Lock()
         self._orphans = []
 
@@ -193,10 +216,12 @@ class ConnectionPool(PoolFacts, Closing):
                 self._failed(exchange, exc)
                 if not attempts.retry(exchange, request.replayable, exc):
                     raise
-                self._retried(exchange)
+                self._retried(exchange, request, exc)
             except BaseException:
                 self._abandon(exchange)
                 raise
+        if self._tracer is not None:
+            exchanged(self._tracer, self._state.origin, exchange, request, head)
         info = ConnectionInfo(exchange, attempts.retries, head.http_version)
         if request.url.origin != self.origin:
             info.coalesced = True  # carried by another host's connection (RFC 9113 §9.1.1)
@@ -213,12 +238,14 @@ class ConnectionPool(PoolFacts, Closing):
             self._abandon(exchange)
             raise
         trailers = conn.trailers(exchange)
+        if self._tracer is not None:
+            self._done(exchange)
         self._finish(exchange)
         return Response(head, request, info, elapsed, content=content, trailers=trailers)
 
-    def _retried(self, exchange: Exchange) -> None:
+    def _retried(self, exchange: Exchange, request: Request, exc: TransportError) -> None:
         with self._lock:
-            self._state.retried(exchange.unprocessed)
+            self._state.retried(exchange, self._clock(), request.method, exc)
 
     # -- the body around PoolState's decisions ------------------------------------------------
 
@@ -290,11 +317,17 @@ class ConnectionPool(PoolFacts, Closing):
         return False
 
     def _dial(self, order: Order, t: Timeout) -> Exchange:
+        tracer = self._tracer
+        if tracer is not None:
+            started = self._clock()
+            tracer(ConnectStart(started, self._state.origin, 0))
         try:
             ctx = self._tls.context() if self._tls is not None else None
             sock, timings = connect(self.origin, t.connect, ctx)
             try:
                 conn = self._connection(sock, timings, t)
+                if tracer is not None:
+                    connected(tracer, self._state.origin, conn, started)
             except BaseException:
                 sock.close()
                 raise
@@ -349,12 +382,26 @@ class ConnectionPool(PoolFacts, Closing):
         if not conn.multiplexed:
             conn.accepting = False
             conn.stop_reason = _reason_for(exc)
+        elif self._tracer is not None:
+            self._reset(exchange, type(exc).__name__)
         self._finish(exchange)
 
     def _abandon(self, exchange: Exchange) -> None:
         """End an exchange interrupted by an exception that was not the network's."""
         exchange.conn.abandon(exchange)  # HTTP/2: reset the stream; HTTP/1.1: state unknown
+        if self._tracer is not None and exchange.stream_id:
+            self._reset(exchange, "abandoned by the caller")
         self._finish(exchange)
+
+    def _done(self, exchange: Exchange) -> None:
+        assert self._tracer is not None
+        self._tracer(
+            ResponseDone(self._clock(), self._state.origin, exchange.conn.id, exchange.stream_id)
+        )
+
+    def _reset(self, exchange: Exchange, why: str) -> None:
+        assert self._tracer is not None
+        reset(self._tracer, self._state.origin, exchange, why, self._clock())
 
     def _stop(self, conn: Connection, reason: CloseReason) -> None:
         doomed: list[tuple[Connection, CloseReason]] = []
@@ -433,6 +480,9 @@ class ConnectionPool(PoolFacts, Closing):
         if conn.watched:
             watcher.forget(conn)
         conn.close(reason)
+        if self._tracer is not None:
+            origin, now = self._state.origin, self._clock()
+            self._tracer(ConnectionClosed(now, origin, conn.id, reason, conn.requests))
 
     # -- closing ------------------------------------------------------------------------------
 
@@ -497,6 +547,8 @@ class _PooledBody:
             raise
         if not data:
             self._pool = None
+            if pool._tracer is not None:
+                pool._done(exchange)
             pool._finish(exchange)
         return data
 
@@ -518,6 +570,8 @@ class _PooledBody:
             raise
         if reason is not None:
             pool._stop(conn, reason)
+        elif pool._tracer is not None:
+            pool._done(exchange)
         pool._finish(exchange)
 
     def __del__(self) -> None:
