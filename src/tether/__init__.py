@@ -31,6 +31,8 @@ from .exceptions import (
     ReadTimeout,
     RemoteProtocolError,
     RequestError,
+    ResolveError,
+    ResolveTimeout,
     StreamClosed,
     StreamConsumed,
     StreamError,
@@ -42,8 +44,10 @@ from .exceptions import (
     WriteError,
     WriteTimeout,
 )
+from .io.resolver import Resolver, system_resolver
 from .io.tls import TLSConfig
 from .lifecycle import CloseReason, Limits
+from .lifecycle.dialplan import DialAttempt
 from .lifecycle.poolstate import PoolStats
 from .models import URL, Headers, Origin, Request, Timeout
 from .response import AsyncResponse, ConnectionInfo, Response
@@ -63,6 +67,7 @@ __all__ = [
     "ConnectTimeout",
     "ConnectionInfo",
     "ConnectionPool",
+    "DialAttempt",
     "HTTPStatusError",
     "Headers",
     "InvalidHeader",
@@ -80,6 +85,9 @@ __all__ = [
     "RemoteProtocolError",
     "Request",
     "RequestError",
+    "ResolveError",
+    "ResolveTimeout",
+    "Resolver",
     "Response",
     "Session",
     "StreamClosed",
@@ -103,4 +111,5 @@ __all__ = [
     "post",
     "put",
     "request",
+    "system_resolver",
 ]

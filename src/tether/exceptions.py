@@ -10,11 +10,13 @@
     │   ├── TransportError
     │   │   ├── TimeoutException
     │   │   │   ├── ConnectTimeout
+    │   │   │   │   └── ResolveTimeout  the name did not resolve within the connect timeout
     │   │   │   ├── ReadTimeout
     │   │   │   ├── WriteTimeout
     │   │   │   └── PoolTimeout    no connection became free in time (nothing was sent)
     │   │   ├── NetworkError
     │   │   │   ├── ConnectError
+    │   │   │   │   ├── ResolveError   the name does not resolve (or to no usable address)
     │   │   │   │   └── TLSError   handshake or certificate verification failed
     │   │   │   ├── ReadError
     │   │   │   └── WriteError
@@ -61,6 +63,8 @@ __all__ = [
     "ReadTimeout",
     "RemoteProtocolError",
     "RequestError",
+    "ResolveError",
+    "ResolveTimeout",
     "StreamClosed",
     "StreamConsumed",
     "StreamError",
@@ -137,6 +141,10 @@ class ConnectTimeout(TimeoutException):
     """Opening the TCP connection (or its TLS handshake) took longer than the connect timeout."""
 
 
+class ResolveTimeout(ConnectTimeout):
+    """Resolving the host name took longer than the connect timeout (nothing was sent)."""
+
+
 class ReadTimeout(TimeoutException):
     """The server did not send response bytes within the read timeout."""
 
@@ -155,6 +163,10 @@ class NetworkError(TransportError):
 
 class ConnectError(NetworkError):
     """The connection could not be opened (DNS, refused, unreachable)."""
+
+
+class ResolveError(ConnectError):
+    """The host name does not resolve, or the resolver gave no usable address."""
 
 
 class TLSError(ConnectError):

@@ -11,6 +11,7 @@ from typing import Any
 
 from ..aio.connect import HTTP2Mode
 from ..aio.poolmanager import AsyncPoolManager
+from ..io.resolver import Resolver
 from ..io.tls import CertTypes, VerifyTypes
 from ..lifecycle.poolstate import PoolStats
 from ..lifecycle.rules import Limits
@@ -44,6 +45,7 @@ class AsyncSession:
         limits: Limits = Limits(),
         watch_idle: bool = True,
         http2: HTTP2Mode = False,
+        resolver: Resolver | None = None,
     ) -> None:
         self.headers = default_headers(headers)
         self._manager = AsyncPoolManager(
@@ -55,6 +57,7 @@ class AsyncSession:
             cert=cert,
             limits=limits,
             http2=http2,
+            resolver=resolver,
         )
 
     async def request(

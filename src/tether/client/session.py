@@ -11,6 +11,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from ..closing import Closing
+from ..io.resolver import Resolver
 from ..io.tls import CertTypes, VerifyTypes
 from ..lifecycle.poolstate import PoolStats
 from ..lifecycle.rules import Limits
@@ -42,6 +43,10 @@ class Session(Closing):
             ``"prior-knowledge"`` also speaks HTTP/2 (h2c) to plain-http servers.
         coalesce: let https hosts share an HTTP/2 connection when one verified certificate
             covers them and they resolve to the same address (RFC 9113 §9.1.1); off by default.
+        resolver: ``resolver(host, port) -> iterable of IP address strings``, called instead
+            of the system resolver for every host name (never for IP literals), for instance
+            to make a name resolve to several addresses. Each dial races the addresses
+            (happy eyeballs, RFC 8305) within the connect timeout.
     """
 
     def __init__(
@@ -58,6 +63,7 @@ class Session(Closing):
         watch_idle: bool = True,
         http2: HTTP2Mode = False,
         coalesce: bool = False,
+        resolver: Resolver | None = None,
     ) -> None:
         self.headers = default_headers(headers)
         self._manager = PoolManager(
@@ -71,6 +77,7 @@ class Session(Closing):
             watch_idle=watch_idle,
             http2=http2,
             coalesce=coalesce,
+            resolver=resolver,
         )
 
     def request(

@@ -33,6 +33,7 @@ from ..exceptions import (
     TransportError,
 )
 from ..io import forksafety
+from ..io.resolver import Resolver
 from ..io.sockets import connect
 from ..io.tls import CertTypes, TLSConfig, VerifyTypes
 from ..io.watcher import Callback, watcher
@@ -75,6 +76,8 @@ class ConnectionPool(PoolFacts, Closing):
         watch_idle: close idle sockets as soon as the server closes them (no CLOSE_WAIT), and
             answer what an idle HTTP/2 server sends (PING, SETTINGS, GOAWAY) at once.
         clock: the monotonic clock the lifecycle rules read (injectable for tests).
+        resolver: ``resolver(host, port) -> IP address strings`` used instead of
+            ``getaddrinfo`` (see ``io.resolver``); its addresses are raced (happy eyeballs).
     """
 
     def __init__(
@@ -93,8 +96,10 @@ class ConnectionPool(PoolFacts, Closing):
         headers: HeaderInput = None,
         watch_idle: bool = True,
         clock: Callable[[], float] = time.monotonic,
+        resolver: Resolver | None = None,
     ) -> None:
         self.origin: Origin = Origin.of(scheme, host, port)  # "::1" and "[::1]" alike
+        self._resolver = resolver
         scheme = self.origin.scheme
         self._tls = TLSConfig(verify, cert, bool(http2)) if scheme == "https" else None
         self._http2: HTTP2Mode = (
@@ -292,7 +297,7 @@ class ConnectionPool(PoolFacts, Closing):
     def _dial(self, order: Order, t: Timeout) -> Exchange:
         try:
             ctx = self._tls.context() if self._tls is not None else None
-            sock, timings = connect(self.origin, t.connect, ctx)
+            sock, timings = connect(self.origin, t.connect, ctx, self._resolver)
             try:
                 conn = self._connection(sock, timings, t)
             except BaseException:

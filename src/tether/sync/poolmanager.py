@@ -171,7 +171,7 @@ class PoolManager(Closing):
             ]
         if not candidates:
             return None
-        resolved = resolve(origin.host, origin.port)
+        resolved = resolve(origin.host, origin.port, self._pool_kwargs.get("resolver"))
         for pool in candidates:
             if pool.can_carry(origin.host, resolved):
                 self._coalesced[(origin, tls)] = pool
