@@ -8,12 +8,14 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from .blackhole import BlackHole
 from .testserver import DelayProxy, Exchange, TestServer, close_wait_count, pattern_bytes
 
 if TYPE_CHECKING:
     from .h2server import H2TestServer
 
 __all__ = [
+    "BlackHole",
     "DelayProxy",
     "Exchange",
     "H2TestServer",
