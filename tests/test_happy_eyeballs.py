@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
-from aio_helpers import run
+from aio_helpers import HAVE_UVLOOP, LOOPS, run
 from helpers import fd_count
 
 import tether
@@ -49,7 +49,8 @@ def hosts(table: dict[str, list[str]]) -> Callable[[str, int], list[str]]:
 
 
 def get(mode: str, url: str, **session: Any) -> tether.ConnectionInfo:
-    """GET ``url`` with a new Session (``mode`` "sync") or AsyncSession ("async"); closes it."""
+    """GET ``url`` with a new Session (``mode`` "sync") or AsyncSession (on the loop ``mode``
+    names); closes it."""
     if mode == "sync":
         with tether.Session(**session) as s:
             r = s.get(url)
@@ -62,14 +63,18 @@ def get(mode: str, url: str, **session: Any) -> tether.ConnectionInfo:
             assert r.status == 200
             return r.connection_info
 
-    return run(main())
+    return run(main(), mode)
 
 
 def attempts(info: tether.ConnectionInfo) -> list[tuple[str, str]]:
     return [(a.address[0], a.outcome) for a in info.dial_attempts]
 
 
-MODES = ["sync", "async"]
+MODES = [
+    "sync",
+    "asyncio",
+    pytest.param("uvloop", marks=pytest.mark.skipif(not HAVE_UVLOOP, reason="no uvloop")),
+]
 
 
 @pytest.fixture
@@ -262,7 +267,7 @@ def test_resolution_is_bounded_by_the_connect_timeout(mode: str) -> None:
     assert "'slow.test' timed out" in str(error)
 
 
-@pytest.mark.parametrize("loop", ["asyncio"])
+@pytest.mark.parametrize("loop", LOOPS)
 def test_a_cancelled_dial_leaves_nothing_open(loop: str) -> None:
     baseline = fd_count()
 
