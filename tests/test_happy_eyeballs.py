@@ -140,7 +140,7 @@ def test_every_address_failing_is_a_connect_error_naming_each() -> None:
 
 
 def test_a_resolver_answer_that_is_not_an_address_is_refused() -> None:
-    with pytest.raises(ResolveError, match="'example.test'.*'not-an-ip'"):
+    with pytest.raises(ResolveError, match=r"'example.test'.*'not-an-ip'"):
         targets_for("example.test", ["127.0.0.1", "not-an-ip"], 80)
     with pytest.raises(ResolveError, match="no addresses"):
         targets_for("example.test", [], 80)
