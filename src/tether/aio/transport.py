@@ -130,6 +130,7 @@ async def dial(
         timings.attempts = plan.record()
     connected = time.monotonic()
     timings.connect = connected - resolved
+    timings.rtt = connected - plan.winner_started()
     left = None if deadline is None else max(0.0, deadline - connected)
     try:
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)

@@ -37,7 +37,10 @@ __all__ = [
 @dataclass(slots=True)
 class DialInfo:
     """How a connection came to be: seconds resolving, connecting and in the TLS handshake,
-    the two ends' addresses, and every connection attempt of the dial in order."""
+    the two ends' addresses, and every connection attempt of the dial in order.
+
+    ``connect`` is the whole race (a black-holed first address adds the attempt delay);
+    ``rtt`` the winning attempt's own TCP handshake, a round-trip estimate."""
 
     dns: float = 0.0
     connect: float = 0.0
@@ -45,6 +48,7 @@ class DialInfo:
     local_address: tuple[str, int] = ("", 0)
     remote_address: tuple[str, int] = ("", 0)
     attempts: tuple[DialAttempt, ...] = ()
+    rtt: float = 0.0
 
 
 def connect(
@@ -72,6 +76,7 @@ def connect(
         timings.attempts = plan.record()
     connected = time.monotonic()
     timings.connect = connected - resolved
+    timings.rtt = connected - plan.winner_started()
     sock.settimeout(timeout)  # blocking again, as the drivers expect
     # Requests go out in one write; don't let Nagle hold the next one for an ACK.
     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)

@@ -134,6 +134,12 @@ class DialPlan:
         self._abandon("abandoned")
         return losers
 
+    def winner_started(self) -> float:
+        """When the winning attempt started: ``connected - winner_started()`` is one TCP
+        handshake, a round trip (``connect_time`` also holds the attempts before it)."""
+        assert self.winner is not None
+        return self._attempt(self.winner).started
+
     def in_flight(self) -> list[Target]:
         """The attempts started and not yet ended."""
         return [a.target for a in self.attempts if not a.outcome]
