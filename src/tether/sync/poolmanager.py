@@ -26,7 +26,8 @@ class PoolManager(Closing):
 
     Args:
         num_pools: how many pools to keep; the least recently used is closed beyond that.
-        maxsize, block, timeout, limits, watch_idle, http2: passed to each ConnectionPool.
+        maxsize, block, timeout, limits, watch_idle, http2, resolver: passed to each
+            ConnectionPool (the resolver also answers coalescing's address check).
         verify, cert: TLS settings for https origins.
         coalesce: let a request for one https host ride another host's HTTP/2 connection
             when that connection's verified certificate covers it and the host resolves to the

@@ -1,4 +1,5 @@
-"""Public test utilities: servers that count connections and misbehave on cue, a slow proxy.
+"""Public test utilities: servers that count connections and misbehave on cue, a slow proxy,
+and a black-holed address (``BlackHole``) for happy-eyeballs tests.
 
 ``H2TestServer`` needs the ``h2`` package; it is imported on first use, so the HTTP/1.1
 ``TestServer`` works without it.
