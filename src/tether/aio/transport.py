@@ -131,12 +131,13 @@ async def dial(
     connected = time.monotonic()
     timings.connect = connected - resolved
     timings.rtt = connected - plan.winner_started()
-    left = None if deadline is None else max(0.0, deadline - connected)
+    # Only TLS waits on the network from here: plain TCP is handed over at once.
+    left = None if deadline is None or ssl_context is None else max(0.0, deadline - connected)
     try:
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         async with asyncio.timeout(left):
             loop = asyncio.get_running_loop()
             try:
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
                 _, protocol = await loop.create_connection(
                     factory,
                     sock=sock,
@@ -150,7 +151,7 @@ async def dial(
     except TimeoutError:
         raise ConnectTimeout(
             f"TLS handshake with {origin} timed out: the connect timeout is {timeout}s and "
-            f"the TCP connection took {connected - began:.3f}s of it"
+            f"resolving and connecting took {connected - began:.3f}s of it"
         ) from None
     except (ssl.SSLError, ssl.CertificateError) as exc:
         raise TLSError(f"TLS handshake with {origin} failed: {exc}") from None

@@ -77,9 +77,13 @@ def connect(
     connected = time.monotonic()
     timings.connect = connected - resolved
     timings.rtt = connected - plan.winner_started()
-    sock.settimeout(timeout)  # blocking again, as the drivers expect
-    # Requests go out in one write; don't let Nagle hold the next one for an ACK.
-    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    try:
+        sock.settimeout(timeout)  # blocking again, as the drivers expect
+        # Requests go out in one write; don't let Nagle hold the next one for an ACK.
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    except BaseException:
+        sock.close()
+        raise
     if ssl_context is None:
         return _addresses(sock, timings, origin), timings
     # Memory BIOs, not wrap_socket: see tlsbio. The handshake closes the socket on failure.
@@ -91,7 +95,7 @@ def connect(
     except TimeoutError:
         raise ConnectTimeout(
             f"TLS handshake with {origin} timed out: the connect timeout is {timeout}s and "
-            f"the TCP connection took {connected - began:.3f}s of it"
+            f"resolving and connecting took {connected - began:.3f}s of it"
         ) from None
     except OSError as exc:
         raise ConnectError(f"TLS handshake with {origin} failed: {exc}") from None
