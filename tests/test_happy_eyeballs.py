@@ -10,13 +10,16 @@ left open by the attempts that lost.
 from __future__ import annotations
 
 import asyncio
+import pathlib
 import socket
+import ssl
 import threading
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
+import trustme
 from aio_helpers import HAVE_UVLOOP, LOOPS, run
 from helpers import fd_count
 
@@ -318,3 +321,20 @@ def test_a_cancelled_dial_leaves_nothing_open(loop: str) -> None:
     with BlackHole("127.0.0.1") as hole, BlackHole("127.0.0.2", hole.port):
         run(main(), loop)
     assert fd_count() == baseline
+
+
+@needs_ipv6
+@pytest.mark.parametrize("mode", MODES)
+def test_https_handshakes_with_the_winner_by_the_name(
+    mode: str, ca: trustme.CA, tmp_path: pathlib.Path
+) -> None:
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ca.issue_cert("dual.test").configure_cert(ctx)  # the name only: SNI and checks use it
+    ca_file = tmp_path / "ca.pem"
+    ca.cert_pem.write_to_path(str(ca_file))
+    with TestServer(ssl_context=ctx) as srv, BlackHole("::1", srv.port):
+        resolver = hosts({"dual.test": ["::1", "127.0.0.1"]})
+        info = get(mode, f"https://dual.test:{srv.port}/", resolver=resolver, verify=str(ca_file))
+        assert srv.errors == []
+    assert attempts(info) == [("::1", "abandoned"), ("127.0.0.1", "connected")]
+    assert info.tls_version is not None and info.tls_time > 0.0
