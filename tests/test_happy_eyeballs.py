@@ -25,6 +25,7 @@ from helpers import fd_count
 
 import tether
 from tether.exceptions import ConnectError, ConnectTimeout, ResolveError, ResolveTimeout
+from tether.io.resolver import MAX_RESOLVER_THREADS, resolve_within
 from tether.lifecycle.dialplan import ATTEMPT_DELAY, DialPlan, Target, interleave, targets_for
 from tether.testing import BlackHole, TestServer
 
@@ -290,9 +291,7 @@ def test_resolution_is_bounded_by_the_connect_timeout(mode: str) -> None:
     finally:
         release.set()
     assert "resolving 'slow.test' timed out after 0.2" in str(caught.value)
-    assert wait_for(
-        lambda: not any(t.name.startswith("tether-resolve") for t in threading.enumerate())
-    )
+    assert wait_for(lambda: _resolver_threads() == 0)  # the hook returned: its thread ended
 
 
 def wait_for(check: Callable[[], bool], seconds: float = 5.0) -> bool:
@@ -338,3 +337,29 @@ def test_https_handshakes_with_the_winner_by_the_name(
         assert srv.errors == []
     assert attempts(info) == [("::1", "abandoned"), ("127.0.0.1", "connected")]
     assert info.tls_version is not None and info.tls_time > 0.0
+
+
+def test_a_hung_resolver_cannot_pile_up_threads() -> None:
+    release = threading.Event()
+
+    def stuck(host: str, port: int) -> list[str]:
+        release.wait(10)
+        return ["127.0.0.1"]
+
+    try:
+        for _ in range(MAX_RESOLVER_THREADS):
+            with pytest.raises(ResolveTimeout, match="timed out after"):
+                resolve_within(stuck, "hung.test", 80, time.monotonic() + 0.01)
+        with pytest.raises(ResolveTimeout, match=f"{MAX_RESOLVER_THREADS} earlier resolutions"):
+            resolve_within(stuck, "hung.test", 80, time.monotonic() + 0.05)
+        assert _resolver_threads() == MAX_RESOLVER_THREADS
+    finally:
+        release.set()
+    assert wait_for(lambda: _resolver_threads() == 0)
+    assert resolve_within(hosts({"ok.test": ["::1"]}), "ok.test", 80, time.monotonic() + 1) == [
+        "::1"
+    ]
+
+
+def _resolver_threads() -> int:
+    return sum(t.name.startswith("tether-resolve") for t in threading.enumerate())
