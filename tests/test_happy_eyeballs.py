@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import pathlib
+import re
 import socket
 import ssl
 import threading
@@ -290,7 +291,7 @@ def test_resolution_is_bounded_by_the_connect_timeout(mode: str) -> None:
             caught = run(main(), mode)
     finally:
         release.set()
-    assert "resolving 'slow.test' timed out after 0.2" in str(caught.value)
+    assert re.search(r"resolving 'slow.test' timed out after \d+\.\d{3}s", str(caught.value))
     assert wait_for(lambda: _resolver_threads() == 0)  # the hook returned: its thread ended
 
 
