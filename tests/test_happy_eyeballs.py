@@ -10,6 +10,7 @@ left open by the attempts that lost.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import pathlib
 import re
 import socket
@@ -78,6 +79,19 @@ def warm_up(mode: str) -> None:
     with TestServer() as srv:
         get(mode, f"{srv.url}/")
         assert srv.wait_open_connections(0)
+
+
+@contextlib.contextmanager
+def refusing(port: int, *ips: str) -> Iterator[None]:
+    """While open, ``port`` on each of ``ips`` is bound and not listening: refused at once
+    (and no other process's server can be there)."""
+    with contextlib.ExitStack() as stack:
+        for ip in ips:
+            sock = stack.enter_context(
+                socket.socket(socket.AF_INET6 if ":" in ip else socket.AF_INET)
+            )
+            sock.bind((ip, port))
+        yield
 
 
 def attempts(info: tether.ConnectionInfo) -> list[tuple[str, str]]:
@@ -189,7 +203,8 @@ def test_black_holed_first_address_falls_back_to_the_next(mode: str, server: Tes
 def test_localhost_on_both_loopbacks_reaches_the_one_listening(mode: str, listening: str) -> None:
     warm_up(mode)
     baseline = fd_count()
-    with TestServer(host=listening) as srv:
+    other = "::1" if listening == "127.0.0.1" else "127.0.0.1"
+    with TestServer(host=listening) as srv, refusing(srv.port, other):
         resolver = hosts({"localhost": ["::1", "127.0.0.1"]})
         info = get(mode, f"http://localhost:{srv.port}/", resolver=resolver)
         assert srv.wait_open_connections(0)
@@ -213,8 +228,7 @@ def test_the_system_resolver_is_the_default(mode: str, server: TestServer) -> No
 
 @pytest.mark.parametrize("mode", MODES)
 def test_a_name_with_several_addresses_tries_them_in_order(mode: str, server: TestServer) -> None:
-    with socket.socket() as taken:  # a port nobody listens on: refused at once
-        taken.bind(("127.0.0.2", server.port))
+    with refusing(server.port, "127.0.0.3", "127.0.0.2"):
         resolver = hosts({"many.test": ["127.0.0.3", "127.0.0.2", "127.0.0.1"]})
         info = get(mode, f"http://many.test:{server.port}/", resolver=resolver)
     assert attempts(info) == [
@@ -250,8 +264,9 @@ def test_every_address_refused_names_each(mode: str) -> None:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]  # bound, not listening: connections are refused
-        resolver = hosts({"none.test": ["127.0.0.1", "127.0.0.2"]})
-        error = dial_error(mode, f"http://none.test:{port}/", resolver=resolver)
+        with refusing(port, "127.0.0.2"):
+            resolver = hosts({"none.test": ["127.0.0.1", "127.0.0.2"]})
+            error = dial_error(mode, f"http://none.test:{port}/", resolver=resolver)
     assert type(error) is ConnectError
     assert f"127.0.0.1:{port} connection refused; 127.0.0.2:{port} connection refused" in str(error)
 
