@@ -26,6 +26,7 @@ from aio_helpers import HAVE_UVLOOP, LOOPS, run
 from helpers import fd_count
 
 import tether
+import tether.io.resolver as resolver_module
 from tether.exceptions import ConnectError, ConnectTimeout, ResolveError, ResolveTimeout
 from tether.io.resolver import MAX_RESOLVER_THREADS, resolve_within
 from tether.lifecycle.dialplan import ATTEMPT_DELAY, DialPlan, Target, interleave, targets_for
@@ -307,7 +308,6 @@ def test_resolution_is_bounded_by_the_connect_timeout(mode: str) -> None:
     finally:
         release.set()
     assert re.search(r"resolving 'slow.test' timed out after \d+\.\d{3}s", str(caught.value))
-    assert wait_for(lambda: _resolver_threads() == 0)  # the hook returned: its thread ended
 
 
 def wait_for(check: Callable[[], bool], seconds: float = 5.0) -> bool:
@@ -355,26 +355,41 @@ def test_https_handshakes_with_the_winner_by_the_name(
     assert info.tls_version is not None and info.tls_time > 0.0
 
 
-def test_a_hung_resolver_cannot_pile_up_threads() -> None:
+def test_a_hung_resolver_cannot_pile_up_threads(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(resolver_module, "IDLE_EXIT", 0.05)
     release = threading.Event()
 
     def stuck(host: str, port: int) -> list[str]:
         release.wait(10)
         return ["127.0.0.1"]
 
+    waiters: list[threading.Thread] = []
+    answers: list[list[str]] = []
     try:
-        for _ in range(MAX_RESOLVER_THREADS):
+        for _ in range(MAX_RESOLVER_THREADS):  # every thread stuck
             with pytest.raises(ResolveTimeout, match="timed out after"):
                 resolve_within(stuck, "hung.test", 80, time.monotonic() + 0.01)
-        with pytest.raises(ResolveTimeout, match=f"{MAX_RESOLVER_THREADS} earlier resolutions"):
-            resolve_within(stuck, "hung.test", 80, time.monotonic() + 0.05)
+        for _ in range(MAX_RESOLVER_THREADS):  # as many callers waiting behind them
+            waiter = threading.Thread(
+                target=lambda: answers.append(
+                    resolve_within(stuck, "hung.test", 80, time.monotonic() + 5)
+                )
+            )
+            waiter.start()
+            waiters.append(waiter)
+        assert wait_for(lambda: len(resolver_module._workers._jobs) == MAX_RESOLVER_THREADS)
+        with pytest.raises(ResolveTimeout, match=f"{MAX_RESOLVER_THREADS} resolutions are still"):
+            resolve_within(stuck, "hung.test", 80, time.monotonic() + 1)
         assert _resolver_threads() == MAX_RESOLVER_THREADS
     finally:
         release.set()
-    assert wait_for(lambda: _resolver_threads() == 0)
-    assert resolve_within(hosts({"ok.test": ["::1"]}), "ok.test", 80, time.monotonic() + 1) == [
-        "::1"
-    ]
+        for waiter in waiters:
+            waiter.join(10)
+    assert answers == [["127.0.0.1"]] * MAX_RESOLVER_THREADS  # the waiting ones were served
+    ok = hosts({"ok.test": ["::1"]})
+    assert resolve_within(ok, "ok.test", 80, time.monotonic() + 1) == ["::1"]
+    # Idle threads end on their own: none is left behind.
+    assert wait_for(lambda: _resolver_threads() == 0, seconds=resolver_module.IDLE_EXIT + 7)
 
 
 def _resolver_threads() -> int:

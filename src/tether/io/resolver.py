@@ -6,15 +6,16 @@ the default (``getaddrinfo``); ``Session(resolver=...)`` and ``AsyncSession(reso
 take another, for instance to make a name resolve to several addresses in a test, or to pin
 a host to an address. An IP literal host is never passed to a resolver.
 
-``getaddrinfo`` cannot be interrupted, so the threaded body resolves on a short-lived daemon
-thread and waits for it no longer than the dial's deadline (``resolve_within``). At most
-``MAX_RESOLVER_THREADS`` run at once: if the resolver hangs, dials fail with ResolveTimeout
-instead of piling up threads. The asyncio body uses ``loop.getaddrinfo`` (or runs a custom
-resolver in the loop's executor) under the same deadline; see ``aio.dial``.
+``getaddrinfo`` cannot be interrupted, so the threaded body resolves on a daemon thread of
+a small pool and waits for it no longer than the dial's deadline (``resolve_within``). At
+most ``MAX_RESOLVER_THREADS`` run at once: if the resolver hangs, dials fail with
+ResolveTimeout instead of piling up threads. The asyncio body uses ``loop.getaddrinfo`` (or
+runs a custom resolver in the loop's executor) under the same deadline; see ``aio.dial``.
 """
 
 from __future__ import annotations
 
+import collections
 import ipaddress
 import os
 import socket
@@ -38,16 +39,7 @@ __all__ = [
 Resolver = Callable[[str, int], Iterable[str]]
 
 MAX_RESOLVER_THREADS = 16
-_slots = threading.BoundedSemaphore(MAX_RESOLVER_THREADS)
-
-
-def _fresh_slots() -> None:
-    # A forked child has none of the parent's resolver threads: their slots are free.
-    global _slots
-    _slots = threading.BoundedSemaphore(MAX_RESOLVER_THREADS)
-
-
-os.register_at_fork(after_in_child=_fresh_slots)
+IDLE_EXIT = 5.0  # seconds a resolver thread waits for work before it ends
 
 
 def system_resolver(host: str, port: int) -> list[str]:
@@ -92,39 +84,103 @@ def run_resolver(resolver: Resolver, host: str, port: int) -> list[str]:
 def resolve_within(resolver: Resolver, host: str, port: int, deadline: float | None) -> list[str]:
     """The addresses for ``host``, or ResolveTimeout once ``deadline`` (monotonic) passes.
 
-    With no deadline the resolver runs on the calling thread; otherwise on a daemon thread
-    that is left to finish on its own if the deadline passes first.
+    With no deadline the resolver runs on the calling thread; otherwise on one of the
+    resolver threads, which is left to finish on its own if the deadline passes first.
     """
     if deadline is None:
         return run_resolver(resolver, host, port)
     started = time.monotonic()
-    result: list[list[str] | BaseException] = []
-    done = threading.Event()
-
-    def work() -> None:
-        try:
-            result.append(run_resolver(resolver, host, port))
-        except BaseException as exc:  # handed to the waiting thread
-            result.append(exc)
-        finally:
-            slots.release()
-            done.set()
-
-    slots = _slots
-    if not slots.acquire(timeout=max(0.0, deadline - time.monotonic())):
-        raise ResolveTimeout(
-            f"resolving {host!r} timed out: {MAX_RESOLVER_THREADS} earlier resolutions "
-            "are still running"
-        )
-    try:
-        threading.Thread(target=work, name=f"tether-resolve {host}", daemon=True).start()
-    except BaseException:
-        slots.release()
-        raise
-    if not done.wait(max(0.0, deadline - time.monotonic())):
+    job = _Job(resolver, host, port)
+    _workers.submit(job)
+    if not job.done.wait(max(0.0, deadline - time.monotonic())):
+        job.abandoned = True  # a worker that has not started it yet skips it
         spent = time.monotonic() - started
         raise ResolveTimeout(f"resolving {host!r} timed out after {spent:.3f}s")
-    outcome = result[0]
-    if isinstance(outcome, BaseException):
-        raise outcome
-    return outcome
+    if job.error is not None:
+        raise job.error
+    return job.result
+
+
+class _Job:
+    __slots__ = ("abandoned", "done", "error", "host", "port", "resolver", "result")
+
+    def __init__(self, resolver: Resolver, host: str, port: int) -> None:
+        self.resolver, self.host, self.port = resolver, host, port
+        self.result: list[str] = []
+        self.error: BaseException | None = None
+        self.abandoned = False
+        self.done = threading.Event()
+
+    def run(self) -> None:
+        if self.abandoned:
+            return
+        try:
+            self.result = run_resolver(self.resolver, self.host, self.port)
+        except BaseException as exc:  # handed to the waiting thread
+            self.error = exc
+        finally:
+            self.done.set()
+
+
+class _Workers:
+    """At most ``MAX_RESOLVER_THREADS`` daemon threads, started when a job finds no worker
+    waiting and ended after ``IDLE_EXIT`` seconds without work: a dial to a named host does
+    not pay for a thread start, and a resolver that hangs holds a bounded number of them
+    (and at most as many jobs wait behind them; beyond that a dial fails at once)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._work = threading.Condition(self._lock)
+        self._jobs: collections.deque[_Job] = collections.deque()
+        self._waiting = 0  # workers blocked in wait(), free for a job
+        self.threads = 0
+
+    def submit(self, job: _Job) -> None:
+        with self._lock:
+            self._jobs.append(job)
+            if self._waiting < len(self._jobs):  # no free worker for this one
+                if self.threads < MAX_RESOLVER_THREADS:
+                    self._start()
+                elif len(self._jobs) > MAX_RESOLVER_THREADS and self._purge():
+                    self._jobs.pop()
+                    raise ResolveTimeout(
+                        f"cannot resolve {job.host!r} now: {MAX_RESOLVER_THREADS} "
+                        "resolutions are still running and as many are waiting"
+                    )
+            self._work.notify()
+
+    def _purge(self) -> bool:
+        """Drop the queued jobs whose callers gave up; True if too many still wait."""
+        self._jobs = collections.deque(j for j in self._jobs if not j.abandoned)
+        return len(self._jobs) > MAX_RESOLVER_THREADS
+
+    def _start(self) -> None:
+        try:
+            threading.Thread(target=self._serve, name="tether-resolve", daemon=True).start()
+        except BaseException:
+            self._jobs.pop()
+            raise
+        self.threads += 1
+
+    def _serve(self) -> None:
+        while True:
+            with self._lock:
+                while not self._jobs:
+                    self._waiting += 1
+                    woken = self._work.wait(IDLE_EXIT)
+                    self._waiting -= 1
+                    if not woken and not self._jobs:
+                        self.threads -= 1
+                        return
+                job = self._jobs.popleft()
+            job.run()
+
+
+def _fresh_workers() -> None:
+    # A forked child has none of the parent's resolver threads.
+    global _workers
+    _workers = _Workers()
+
+
+_workers = _Workers()
+os.register_at_fork(after_in_child=_fresh_workers)
