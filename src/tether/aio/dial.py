@@ -16,7 +16,7 @@ import time
 
 from ..exceptions import ResolveError, ResolveTimeout
 from ..io.resolver import Resolver, addresses_of, is_ip_literal, run_resolver
-from ..io.sockets import attempt_error, start_attempt
+from ..io.sockets import attempt_error, literal_target, start_attempt
 from ..lifecycle.dialplan import DialPlan, Target, targets_for
 from ..models import Origin
 
@@ -29,7 +29,7 @@ async def plan_dial(
     """Resolve ``origin``'s host before ``deadline`` and plan the attempts."""
     host = origin.host.strip("[]")
     if is_ip_literal(host):
-        return DialPlan(targets_for(host, [host], origin.port), deadline, began)
+        return DialPlan([literal_target(host, origin.port)], deadline, began)
     loop = asyncio.get_running_loop()
     left = None if deadline is None else max(0.0, deadline - time.monotonic())
     try:

@@ -16,6 +16,7 @@ runs a custom resolver in the loop's executor) under the same deadline; see ``ai
 from __future__ import annotations
 
 import collections
+import functools
 import ipaddress
 import os
 import socket
@@ -62,6 +63,7 @@ def addresses_of(infos: Iterable[tuple[Any, ...]]) -> list[str]:
     return found
 
 
+@functools.lru_cache(maxsize=256)  # asked at every dial, of the same few hosts
 def is_ip_literal(host: str) -> bool:
     """Is ``host`` (brackets allowed) an IP address, so that nothing needs resolving?"""
     try:

@@ -27,6 +27,7 @@ __all__ = [
     "attempt_error",
     "connect",
     "idle_socket_state",
+    "literal_target",
     "plan_dial",
     "resolve",
     "sockaddr",
@@ -109,10 +110,14 @@ def plan_dial(
     """Resolve ``origin``'s host within ``deadline`` and plan the attempts (threaded body)."""
     host = origin.host.strip("[]")
     if is_ip_literal(host):
-        addresses = [host]
-    else:
-        addresses = resolve_within(resolver or system_resolver, host, origin.port, deadline)
+        return DialPlan([literal_target(host, origin.port)], deadline, began)
+    addresses = resolve_within(resolver or system_resolver, host, origin.port, deadline)
     return DialPlan(targets_for(host, addresses, origin.port), deadline, began)
+
+
+def literal_target(ip: str, port: int) -> Target:
+    """The one target of an IP literal host (checked by ``is_ip_literal``)."""
+    return Target(ip, port, 6 if ":" in ip else 4)
 
 
 def sockaddr(target: Target) -> tuple[Any, ...]:
