@@ -157,11 +157,11 @@ def test_the_deadline_ends_the_dial_and_names_every_address() -> None:
 
 def test_every_address_failing_is_a_connect_error_naming_each() -> None:
     a, b = targets_for("h", ["::1", "127.0.0.1"], 8)
-    plan = DialPlan([a, b], deadline=None, began=0.0)
+    plan = DialPlan([a, b], deadline=1.0, began=0.0)
     for target in (a, b):
         plan.started(target, 0.0)
         plan.failed(target, ConnectionRefusedError(111, "Connection refused"))
-    error = plan.failure(0.0, "http://h:8")
+    error = plan.failure(5.0, "http://h:8")  # past the deadline too: refused, not a timeout
     assert type(error) is ConnectError
     assert str(error) == (
         "cannot connect to http://h:8: [::1]:8 connection refused; 127.0.0.1:8 connection refused"

@@ -11,6 +11,8 @@ a small pool and waits for it no longer than the dial's deadline (``resolve_with
 most ``MAX_RESOLVER_THREADS`` run at once: if the resolver hangs, dials fail with
 ResolveTimeout instead of piling up threads. The asyncio body uses ``loop.getaddrinfo`` (or
 runs a custom resolver in the loop's executor) under the same deadline; see ``aio.dial``.
+There, as for ``getaddrinfo`` itself, a resolver that hangs keeps its executor thread, and
+``asyncio.run`` waits for that thread when it shuts the executor down.
 """
 
 from __future__ import annotations

@@ -162,13 +162,13 @@ class DialPlan:
         address failed (ConnectError), or the deadline passed (ConnectTimeout)."""
         if self.winner is not None:
             return None
+        if self._next >= len(self.targets) and not self.in_flight():
+            return ConnectError(f"cannot connect to {origin}: {self._summary()}")
         if self.expired(now):
             self._abandon("timed out")
             return ConnectTimeout(
                 f"connecting to {origin} timed out after {now - self.began:.3f}s: {self._summary()}"
             )
-        if self._next >= len(self.targets) and not self.in_flight():
-            return ConnectError(f"cannot connect to {origin}: {self._summary()}")
         return None
 
     def record(self) -> tuple[DialAttempt, ...]:
