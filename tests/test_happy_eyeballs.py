@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import pathlib
 import re
+import select
 import socket
 import ssl
 import threading
@@ -394,3 +396,27 @@ def test_a_hung_resolver_cannot_pile_up_threads(monkeypatch: pytest.MonkeyPatch)
 
 def _resolver_threads() -> int:
     return sum(t.name.startswith("tether-resolve") for t in threading.enumerate())
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+def test_a_forked_child_resolves_on_threads_of_its_own() -> None:
+    hook = hosts({"f.test": ["127.0.0.1"]})
+    assert resolve_within(hook, "f.test", 80, time.monotonic() + 2) == ["127.0.0.1"]
+    assert _resolver_threads() >= 1  # the parent's worker, waiting for work: not the child's
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: report in one byte, run none of pytest's teardown
+        try:
+            ok = resolve_within(hook, "f.test", 80, time.monotonic() + 2) == ["127.0.0.1"]
+        except BaseException:
+            ok = False
+        os.write(write_end, b"1" if ok else b"0")
+        os._exit(0)
+    os.close(write_end)
+    try:
+        ready = select.select([read_end], [], [], 10)[0]
+        answer = os.read(read_end, 1) if ready else b""
+    finally:
+        os.close(read_end)
+        os.waitpid(pid, 0)
+    assert answer == b"1"
