@@ -33,6 +33,8 @@ from .exceptions import (
     ReadTimeout,
     RemoteProtocolError,
     RequestError,
+    ResolveError,
+    ResolveTimeout,
     StreamClosed,
     StreamConsumed,
     StreamError,
@@ -44,8 +46,10 @@ from .exceptions import (
     WriteError,
     WriteTimeout,
 )
+from .io.resolver import Resolver, system_resolver
 from .io.tls import TLSConfig
 from .lifecycle import CloseReason, Limits, trace
+from .lifecycle.dialplan import DialAttempt
 from .lifecycle.poolstate import PoolStats
 from .lifecycle.trace import TraceEvent
 from .models import URL, Headers, Origin, Request, Timeout
@@ -67,6 +71,7 @@ __all__ = [
     "ConnectTimeout",
     "ConnectionInfo",
     "ConnectionPool",
+    "DialAttempt",
     "HTTPStatusError",
     "Headers",
     "InvalidHeader",
@@ -85,6 +90,9 @@ __all__ = [
     "RemoteProtocolError",
     "Request",
     "RequestError",
+    "ResolveError",
+    "ResolveTimeout",
+    "Resolver",
     "Response",
     "Retry",
     "Session",
@@ -111,5 +119,6 @@ __all__ = [
     "post",
     "put",
     "request",
+    "system_resolver",
     "trace",
 ]

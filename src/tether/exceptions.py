@@ -16,11 +16,13 @@ keeps working. The right-hand column names what requests (and httpx) raise for t
     │   ├── TransportError                                       TransportError
     │   │   ├── TimeoutException    Timeout                      TimeoutException
     │   │   │   ├── ConnectTimeout  ConnectTimeout               ConnectTimeout
+    │   │   │   │   └── ResolveTimeout  ConnectTimeout           ConnectTimeout
     │   │   │   ├── ReadTimeout     ReadTimeout                  ReadTimeout
     │   │   │   ├── WriteTimeout    Timeout                      WriteTimeout
     │   │   │   └── PoolTimeout     Timeout (urllib3 EmptyPoolError)  PoolTimeout
     │   │   ├── NetworkError        ConnectionError              NetworkError
     │   │   │   ├── ConnectError    ConnectionError              ConnectError
+    │   │   │   │   ├── ResolveError  ConnectionError            ConnectError
     │   │   │   │   └── TLSError    SSLError                     ConnectError
     │   │   │   ├── ReadError       ConnectionError, ChunkedEncodingError  ReadError
     │   │   │   └── WriteError      ConnectionError              WriteError
@@ -37,8 +39,9 @@ keeps working. The right-hand column names what requests (and httpx) raise for t
 
 What each means: InvalidHeader: CR, LF or NUL in a name or value, a bad method or target;
 PoolTimeout: no connection became free in time (nothing was sent); TLSError: handshake or
-certificate verification failed; RemoteProtocolError: the server sent something that is not
-valid HTTP; StreamReset: HTTP/2, the server reset the stream (.error_code), the connection
+certificate verification failed; ResolveError: the name does not resolve (or to no usable
+address); ResolveTimeout: it did not resolve within the connect timeout;
+RemoteProtocolError: the server sent something that is not valid HTTP; StreamReset: HTTP/2, the server reset the stream (.error_code), the connection
 carries on for the other requests; HTTPStatusError: raised by ``Response.raise_for_status()``
 for 4xx and 5xx; PoolClosed: the pool or session was closed before the request.
 
@@ -73,6 +76,8 @@ __all__ = [
     "ReadTimeout",
     "RemoteProtocolError",
     "RequestError",
+    "ResolveError",
+    "ResolveTimeout",
     "StreamClosed",
     "StreamConsumed",
     "StreamError",
@@ -149,6 +154,10 @@ class ConnectTimeout(TimeoutException):
     """Opening the TCP connection (or its TLS handshake) took longer than the connect timeout."""
 
 
+class ResolveTimeout(ConnectTimeout):
+    """Resolving the host name took longer than the connect timeout (nothing was sent)."""
+
+
 class ReadTimeout(TimeoutException):
     """The server did not send response bytes within the read timeout."""
 
@@ -167,6 +176,10 @@ class NetworkError(TransportError):
 
 class ConnectError(NetworkError):
     """The connection could not be opened (DNS, refused, unreachable)."""
+
+
+class ResolveError(ConnectError):
+    """The host name does not resolve, or the resolver gave no usable address."""
 
 
 class TLSError(ConnectError):

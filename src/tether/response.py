@@ -143,6 +143,15 @@ class ConnectionInfo:
     def tls_time(self) -> float:
         return self._conn.timings.tls if self.request_number == 1 else 0.0
 
+    @property
+    def dial_attempts(self) -> tuple[Any, ...]:
+        """How the connection was opened: every connection attempt of its dial, in the order
+        started (happy eyeballs races a host's addresses), as ``DialAttempt`` records
+        (``address``, ``started`` seconds into the dial, ``outcome``). The one whose outcome
+        is ``"connected"`` won: it is ``remote_address``. Empty for a connection tether did
+        not dial itself."""
+        return tuple(getattr(self._conn.timings, "attempts", ()))
+
     def __repr__(self) -> str:
         stream = f" stream {self.stream_id}" if self.stream_id else ""
         return (

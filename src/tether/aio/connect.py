@@ -14,6 +14,7 @@ import ssl
 from collections.abc import Callable
 from typing import Literal
 
+from ..io.resolver import Resolver
 from ..lifecycle.rules import CloseReason
 from ..models import Origin, Timeout
 from .http2 import AsyncHTTP2Connection
@@ -70,9 +71,10 @@ async def open_connection(
     clock: Callable[[], float],
     on_idle: IdleEvent,
     on_event: ConnEvent,
+    resolver: Resolver | None = None,
 ) -> Connection:
     """A connected driver for ``origin``; nothing is left open if this fails or is cancelled."""
-    handoff, timings = await dial(_Handoff, origin, timeout.connect, ssl_context)
+    handoff, timings = await dial(_Handoff, origin, timeout.connect, ssl_context, resolver)
     assert handoff.transport is not None
     alpn = tls_facts(handoff.transport)[2]
     if alpn == "h2" or (http2 == "prior-knowledge" and alpn is None):

@@ -85,7 +85,7 @@ class AsyncHTTP11Connection(asyncio.Protocol):
     def started(self, timings: DialInfo) -> None:
         """The dial finished: record how (the transport is connected)."""
         self.timings = timings
-        self.rtt = timings.connect
+        self.rtt = timings.rtt  # the winner's handshake: no race delay
         self.local_address = timings.local_address
         self.remote_address = timings.remote_address
         assert self._transport is not None

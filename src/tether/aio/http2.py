@@ -110,7 +110,7 @@ class AsyncHTTP2Connection(asyncio.Protocol):
     async def start(self, timings: DialInfo, timeout: float | None) -> None:
         """Send our preface and wait for the server's SETTINGS (see `sync.http2` for why)."""
         self.timings = timings
-        self.rtt = timings.connect
+        self.rtt = timings.rtt  # the winner's handshake: no race delay
         self.local_address = timings.local_address
         self.remote_address = timings.remote_address
         transport = self._transport

@@ -30,6 +30,7 @@ from ..exceptions import (
     TimeoutException,
     TransportError,
 )
+from ..io.resolver import Resolver
 from ..io.tls import CertTypes, TLSConfig, VerifyTypes
 from ..lifecycle.exchange import Attempts, Exchange
 from ..lifecycle.poolstate import Action, Order, PoolFacts, PoolState, PoolStats
@@ -94,7 +95,9 @@ class AsyncConnectionPool(PoolFacts):
         headers: HeaderInput = None,
         clock: Callable[[], float] = time.monotonic,
         trace: Tracer | None = None,
+        resolver: Resolver | None = None,
     ) -> None:
+        self._resolver = resolver
         scheme = scheme.lower()
         if ":" in host and not host.startswith("["):
             host = f"[{host}]"  # an IPv6 literal
@@ -250,7 +253,14 @@ class AsyncConnectionPool(PoolFacts):
         try:
             ctx = self._tls.context() if self._tls is not None else None
             conn = await open_connection(
-                self.origin, ctx, self._http2, t, self._clock, self._on_idle, self._on_conn_event
+                self.origin,
+                ctx,
+                self._http2,
+                t,
+                self._clock,
+                self._on_idle,
+                self._on_conn_event,
+                self._resolver,
             )
             if tracer is not None:
                 try:

@@ -1,25 +1,27 @@
 """What both asyncio drivers share: dialing with timings, and one connection's waits.
 
-``dial`` is `io.sockets.connect` for the event loop: resolve, TCP connect, TLS handshake,
-each timed into a `DialInfo`, each failure a typed error naming the origin, and nothing left
-open when it fails or is cancelled. ``Waiter`` is how a coroutine sleeps until the protocol's
-callbacks (``data_received``, ``resume_writing``) have news: one future at a time, with the
-timeout as a loop timer rather than ``asyncio.timeout`` (no task bookkeeping per read).
+``dial`` is `io.sockets.connect` for the event loop: resolve, race the addresses (happy
+eyeballs, `aio.dial`), TLS handshake, each timed into a `DialInfo`, each failure a typed error
+naming the origin, and nothing left open when it fails or is cancelled. ``Waiter`` is how a
+coroutine sleeps until the protocol's callbacks (``data_received``, ``resume_writing``) have
+news: one future at a time, with the timeout as a loop timer rather than ``asyncio.timeout``
+(no task bookkeeping per read).
 """
 
 from __future__ import annotations
 
 import asyncio
-import ipaddress
 import socket
 import ssl
 import time
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import TypeVar
 
 from ..exceptions import ConnectError, ConnectTimeout, TLSError
+from ..io.resolver import Resolver
 from ..io.sockets import DialInfo
 from ..models import Origin
+from .dial import plan_dial, race
 
 __all__ = ["Waiter", "dial", "tls_facts"]
 
@@ -108,19 +110,34 @@ async def dial(
     origin: Origin,
     timeout: float | None,
     ssl_context: ssl.SSLContext | None,
+    resolver: Resolver | None = None,
 ) -> tuple[P, DialInfo]:
     """Connect a new ``factory()`` protocol to ``origin`` (TCP, then TLS for https).
 
-    Raises ConnectTimeout (the whole set-up took longer than ``timeout``), ConnectError or
-    TLSError; on failure or cancellation nothing is left open.
+    Resolution and the address race (happy eyeballs, ``aio.dial``) and the TLS handshake
+    share one deadline, ``timeout``. Raises ResolveError/ResolveTimeout, ConnectTimeout,
+    ConnectError or TLSError; on failure or cancellation nothing is left open.
     """
     timings = DialInfo()
+    began = time.monotonic()
+    deadline = None if timeout is None else began + timeout
+    plan = await plan_dial(origin, resolver, deadline, began)
+    resolved = time.monotonic()
+    timings.dns = resolved - began
     try:
-        async with asyncio.timeout(timeout):
-            sock = await _connect(origin, timings)
-            started = time.monotonic()
+        sock = await race(plan, origin)
+    finally:
+        timings.attempts = plan.record()
+    connected = time.monotonic()
+    timings.connect = connected - resolved
+    timings.rtt = connected - plan.winner_started()
+    # Only TLS waits on the network from here: plain TCP is handed over at once.
+    left = None if deadline is None or ssl_context is None else max(0.0, deadline - connected)
+    try:
+        async with asyncio.timeout(left):
             loop = asyncio.get_running_loop()
             try:
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
                 _, protocol = await loop.create_connection(
                     factory,
                     sock=sock,
@@ -130,9 +147,12 @@ async def dial(
             except BaseException:
                 sock.close()  # a no-op if the transport took it and closed it already
                 raise
-            timings.tls = time.monotonic() - started if ssl_context is not None else 0.0
+            timings.tls = time.monotonic() - connected if ssl_context is not None else 0.0
     except TimeoutError:
-        raise ConnectTimeout(f"connecting to {origin} timed out after {timeout}s") from None
+        raise ConnectTimeout(
+            f"TLS handshake with {origin} timed out: the connect timeout is {timeout}s and "
+            f"resolving and connecting took {connected - began:.3f}s of it"
+        ) from None
     except (ssl.SSLError, ssl.CertificateError) as exc:
         raise TLSError(f"TLS handshake with {origin} failed: {exc}") from None
     except ConnectionError as exc:
@@ -143,42 +163,6 @@ async def dial(
     except OSError:
         pass  # reset right after the handshake: the first request will say so
     return protocol, timings
-
-
-async def _connect(origin: Origin, timings: DialInfo) -> socket.socket:
-    started = time.monotonic()
-    host = origin.host.strip("[]")
-    try:
-        ipaddress.ip_address(host)  # a literal: no resolver thread
-        infos: list[Any] = socket.getaddrinfo(
-            host, origin.port, type=socket.SOCK_STREAM, flags=socket.AI_NUMERICHOST
-        )
-    except ValueError:
-        try:
-            loop = asyncio.get_running_loop()
-            infos = await loop.getaddrinfo(host, origin.port, type=socket.SOCK_STREAM)
-        except socket.gaierror as exc:
-            raise ConnectError(f"cannot resolve {host!r} for {origin}: {exc}") from None
-    resolved = time.monotonic()
-    timings.dns = resolved - started
-    loop = asyncio.get_running_loop()
-    last: OSError | None = None
-    for family, kind, proto, _, address in infos:
-        sock = socket.socket(family, kind, proto)
-        try:
-            sock.setblocking(False)
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            await loop.sock_connect(sock, address)
-        except OSError as exc:
-            sock.close()
-            last = exc
-            continue
-        except BaseException:
-            sock.close()
-            raise
-        timings.connect = time.monotonic() - resolved
-        return sock
-    raise ConnectError(f"cannot connect to {origin}: {last}") from None
 
 
 def _address(raw: object) -> tuple[str, int]:

@@ -12,6 +12,7 @@ from typing import Any
 
 from ..aio.connect import HTTP2Mode
 from ..aio.poolmanager import AsyncPoolManager
+from ..io.resolver import Resolver
 from ..io.tls import CertTypes, VerifyTypes
 from ..lifecycle.poolstate import PoolStats
 from ..lifecycle.rules import Limits
@@ -52,6 +53,7 @@ class AsyncSession:
         transport: AsyncTransport | None = None,
         mounts: Mapping[str, AsyncTransport] | None = None,
         trace: Tracer | None = None,
+        resolver: Resolver | None = None,
     ) -> None:
         self.headers = default_headers(headers)
         self._manager = AsyncPoolManager(
@@ -64,6 +66,7 @@ class AsyncSession:
             limits=limits,
             http2=http2,
             trace=trace,
+            resolver=resolver,
         )
         self._retry = as_retry(retries)
         self._retried = RetryCounter()

@@ -12,6 +12,7 @@ from dataclasses import replace
 from typing import Any
 
 from ..closing import Closing
+from ..io.resolver import Resolver
 from ..io.tls import CertTypes, VerifyTypes
 from ..lifecycle.poolstate import PoolStats
 from ..lifecycle.rules import Limits
@@ -55,6 +56,10 @@ class Session(Closing):
             TLS, reuse, request and response, release, close, retry), on the thread doing the
             work. With ``tether`` logging at DEBUG when the session is made, the events are
             also logged as curl-style lines (``tether.connection``, ``tether.http``).
+        resolver: ``resolver(host, port) -> iterable of IP address strings``, called instead
+            of the system resolver for every host name (never for IP literals), for instance
+            to make a name resolve to several addresses. Each dial races the addresses
+            (happy eyeballs, RFC 8305) within the connect timeout.
     """
 
     def __init__(
@@ -75,6 +80,7 @@ class Session(Closing):
         transport: Transport | None = None,
         mounts: Mapping[str, Transport] | None = None,
         trace: Tracer | None = None,
+        resolver: Resolver | None = None,
     ) -> None:
         self.headers = default_headers(headers)
         self._manager = PoolManager(
@@ -89,6 +95,7 @@ class Session(Closing):
             http2=http2,
             coalesce=coalesce,
             trace=trace,
+            resolver=resolver,
         )
         self._retry = as_retry(retries)
         self._retried = RetryCounter()

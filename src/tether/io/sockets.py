@@ -6,6 +6,9 @@ came to be; nothing below it knows about HTTP.
 
 from __future__ import annotations
 
+import errno
+import math
+import os
 import select
 import socket
 import ssl
@@ -14,67 +17,196 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..exceptions import ConnectError, ConnectTimeout, TLSError
+from ..lifecycle.dialplan import DialAttempt, DialPlan, Target, targets_for
 from ..models import Origin
+from .resolver import Resolver, is_ip_literal, resolve_within, system_resolver
 from .tlsbio import TLSTransport, handshake_over
 
-__all__ = ["DialInfo", "connect", "idle_socket_state", "resolve"]
+__all__ = [
+    "DialInfo",
+    "attempt_error",
+    "connect",
+    "idle_socket_state",
+    "literal_target",
+    "plan_dial",
+    "resolve",
+    "sockaddr",
+    "start_attempt",
+]
 
 
 @dataclass(slots=True)
 class DialInfo:
     """How a connection came to be: seconds resolving, connecting and in the TLS handshake,
-    and the two ends' addresses."""
+    the two ends' addresses, and every connection attempt of the dial in order.
+
+    ``connect`` is the whole race (a black-holed first address adds the attempt delay);
+    ``rtt`` the winning attempt's own TCP handshake, a round-trip estimate."""
 
     dns: float = 0.0
     connect: float = 0.0
     tls: float = 0.0
     local_address: tuple[str, int] = ("", 0)
     remote_address: tuple[str, int] = ("", 0)
+    attempts: tuple[DialAttempt, ...] = ()
+    rtt: float = 0.0
 
 
 def connect(
-    origin: Origin, timeout: float | None, ssl_context: ssl.SSLContext | None
+    origin: Origin,
+    timeout: float | None,
+    ssl_context: ssl.SSLContext | None,
+    resolver: Resolver | None = None,
 ) -> tuple[socket.socket, DialInfo]:
     """Open a TCP (and TLS, for https) connection to ``origin``.
 
-    Tries each resolved address in turn. Raises ConnectTimeout, ConnectError or TLSError; on
-    failure nothing is left open.
+    Resolves the host (``resolver``, default ``system_resolver``), then races its addresses
+    (happy eyeballs, ``lifecycle.dialplan``); ``timeout`` is one deadline for all of it, the
+    TLS handshake included. Raises ResolveError/ResolveTimeout, ConnectError, ConnectTimeout
+    or TLSError; on failure nothing is left open.
     """
     timings = DialInfo()
-    started = time.monotonic()
-    try:
-        infos = socket.getaddrinfo(origin.host, origin.port, type=socket.SOCK_STREAM)
-    except socket.gaierror as exc:
-        raise ConnectError(f"cannot resolve {origin.host!r} for {origin}: {exc}") from None
+    began = time.monotonic()
+    deadline = None if timeout is None else began + timeout
+    plan = plan_dial(origin, resolver, deadline, began)
     resolved = time.monotonic()
-    timings.dns = resolved - started
-    sock = _connect_any(origin, infos, timeout)
+    timings.dns = resolved - began
+    try:
+        sock = _race(plan, origin)
+    finally:
+        timings.attempts = plan.record()
     connected = time.monotonic()
     timings.connect = connected - resolved
-    # Requests go out in one write; don't let Nagle hold the next one for an ACK.
-    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    timings.rtt = connected - plan.winner_started()
+    try:
+        sock.settimeout(timeout)  # blocking again, as the drivers expect
+        # Requests go out in one write; don't let Nagle hold the next one for an ACK.
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    except BaseException:
+        sock.close()
+        raise
     if ssl_context is None:
         return _addresses(sock, timings, origin), timings
     # Memory BIOs, not wrap_socket: see tlsbio. The handshake closes the socket on failure.
+    left = None if deadline is None else max(0.0, deadline - connected)
     try:
-        tls_sock = handshake_over(sock, ssl_context, origin.host, timeout)
+        tls_sock = handshake_over(sock, ssl_context, origin.host, left)
     except (ssl.SSLError, ssl.CertificateError, ValueError) as exc:
         raise TLSError(f"TLS handshake with {origin} failed: {exc}") from None
     except TimeoutError:
-        raise ConnectTimeout(f"TLS handshake with {origin} timed out after {timeout}s") from None
+        raise ConnectTimeout(
+            f"TLS handshake with {origin} timed out: the connect timeout is {timeout}s and "
+            f"resolving and connecting took {connected - began:.3f}s of it"
+        ) from None
     except OSError as exc:
         raise ConnectError(f"TLS handshake with {origin} failed: {exc}") from None
     timings.tls = time.monotonic() - connected
     return _addresses(tls_sock, timings, origin), timings
 
 
-def resolve(host: str, port: int) -> list[str]:
+def plan_dial(
+    origin: Origin, resolver: Resolver | None, deadline: float | None, began: float
+) -> DialPlan:
+    """Resolve ``origin``'s host within ``deadline`` and plan the attempts (threaded body)."""
+    host = origin.host.strip("[]")
+    if is_ip_literal(host):
+        return DialPlan([literal_target(host, origin.port)], deadline, began)
+    addresses = resolve_within(resolver or system_resolver, host, origin.port, deadline)
+    return DialPlan(targets_for(host, addresses, origin.port), deadline, began)
+
+
+def literal_target(ip: str, port: int) -> Target:
+    """The one target of an IP literal host (checked by ``is_ip_literal``)."""
+    return Target(ip, port, 6 if ":" in ip else 4)
+
+
+def sockaddr(target: Target) -> tuple[Any, ...]:
+    """The address ``socket.connect`` takes for ``target``."""
+    if target.family == 4:
+        return (target.ip, target.port)
+    if "%" not in target.ip:
+        return (target.ip, target.port, 0, 0)
+    # A scoped (link-local) address: getaddrinfo turns the interface name into its index.
+    infos = socket.getaddrinfo(
+        target.ip, target.port, socket.AF_INET6, socket.SOCK_STREAM, 0, socket.AI_NUMERICHOST
+    )
+    return tuple(infos[0][4])
+
+
+def start_attempt(target: Target) -> tuple[socket.socket, int]:
+    """A non-blocking socket connecting to ``target``, and connect's errno (0: connected,
+    EINPROGRESS: under way). On an error other than those the socket is closed."""
+    family = socket.AF_INET if target.family == 4 else socket.AF_INET6
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        sock.setblocking(False)
+        err = sock.connect_ex(sockaddr(target))
+    except BaseException:
+        sock.close()
+        raise
+    if err not in (0, errno.EINPROGRESS):
+        sock.close()
+    return sock, err
+
+
+def attempt_error(err: int) -> OSError:
+    """The OSError for a failed attempt's errno (from connect or SO_ERROR)."""
+    return OSError(err, os.strerror(err))
+
+
+def _race(plan: DialPlan, origin: Origin) -> socket.socket:
+    """Run ``plan`` with non-blocking sockets and poll: the winner's socket, losers closed."""
+    poller = select.poll()
+    pending: dict[int, tuple[socket.socket, Target]] = {}
+    try:
+        while True:
+            now = time.monotonic()
+            target = plan.due(now)
+            while target is not None:
+                sock, err = start_attempt(target)
+                plan.started(target, now)
+                if err == 0:
+                    return _won(plan, target, sock, pending)
+                if err == errno.EINPROGRESS:
+                    pending[sock.fileno()] = (sock, target)
+                    poller.register(sock, select.POLLOUT)
+                else:
+                    plan.failed(target, attempt_error(err))
+                target = plan.due(now)
+            failure = plan.failure(now, origin)
+            if failure is not None:
+                raise failure from None
+            wait = plan.wait(now)
+            for fd, _ in poller.poll(None if wait is None else math.ceil(wait * 1000)):
+                sock, target = pending.pop(fd)
+                poller.unregister(fd)
+                err = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+                if err == 0:
+                    return _won(plan, target, sock, pending)
+                sock.close()
+                plan.failed(target, attempt_error(err))
+    finally:
+        for sock, _ in pending.values():
+            sock.close()
+
+
+def _won(
+    plan: DialPlan,
+    target: Target,
+    sock: socket.socket,
+    pending: dict[int, tuple[socket.socket, Target]],
+) -> socket.socket:
+    plan.won(target)  # every other attempt still pending is closed by _race's finally
+    pending.pop(sock.fileno(), None)
+    return sock
+
+
+def resolve(host: str, port: int, resolver: Resolver | None = None) -> list[str]:
     """The addresses ``host`` resolves to (empty if it does not resolve)."""
     try:
-        infos = socket.getaddrinfo(host.strip("[]"), port, type=socket.SOCK_STREAM)
-    except (socket.gaierror, UnicodeError):
+        return [ip.split("%", 1)[0] for ip in (resolver or system_resolver)(host.strip("[]"), port)]
+    except (OSError, UnicodeError, ValueError):
         return []
-    return [str(info[4][0]) for info in infos]
 
 
 def _addresses(sock: socket.socket, timings: DialInfo, origin: Origin) -> socket.socket:
@@ -93,23 +225,6 @@ def _address(raw: object) -> tuple[str, int]:
     if isinstance(raw, tuple) and len(raw) >= 2:
         return (str(raw[0]), int(raw[1]))
     return (str(raw), 0)
-
-
-def _connect_any(origin: Origin, infos: list[Any], timeout: float | None) -> socket.socket:
-    last: OSError | None = None
-    for family, kind, proto, _, address in infos:
-        sock = socket.socket(family, kind, proto)
-        try:
-            sock.settimeout(timeout)
-            sock.connect(address)
-            return sock
-        except TimeoutError:
-            sock.close()
-            raise ConnectTimeout(f"connecting to {origin} timed out after {timeout}s") from None
-        except OSError as exc:
-            sock.close()
-            last = exc
-    raise ConnectError(f"cannot connect to {origin}: {last}") from None
 
 
 def idle_socket_state(sock: socket.socket, poller: select.poll) -> str:

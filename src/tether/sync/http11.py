@@ -73,7 +73,7 @@ class HTTP11Connection:
         self.idle_since = self.created_at
         self.requests = 0
         # Round-trip estimate: the TCP handshake, then the fastest first byte seen.
-        self.rtt = timings.connect
+        self.rtt = timings.rtt  # the winner's handshake: no race delay
         self.server_timeout: float | None = None
         self.server_max: int | None = None
         self.expires_at = float("inf")

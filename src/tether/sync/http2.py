@@ -119,7 +119,7 @@ class HTTP2Connection:
         self.idle_since = self.created_at
         self.last_received = self.created_at
         self.requests = 0
-        self.rtt = timings.connect
+        self.rtt = timings.rtt  # the winner's handshake: no race delay
         self.server_timeout: float | None = None  # HTTP/2 announces no idle timeout
         self.server_max: int | None = None
         self.expires_at = float("inf")

@@ -33,6 +33,7 @@ from ..exceptions import (
     TransportError,
 )
 from ..io import forksafety
+from ..io.resolver import Resolver
 from ..io.sockets import connect
 from ..io.tls import CertTypes, TLSConfig, VerifyTypes
 from ..io.watcher import Callback, watcher
@@ -87,6 +88,8 @@ class ConnectionPool(PoolFacts, Closing):
         clock: the monotonic clock the lifecycle rules read (injectable for tests).
         trace: called with each `lifecycle.trace` event of this pool's connections (on the
             thread doing the work; it must be quick and must not raise).
+        resolver: ``resolver(host, port) -> IP address strings`` used instead of
+            ``getaddrinfo`` (see ``io.resolver``); its addresses are raced (happy eyeballs).
     """
 
     def __init__(
@@ -106,8 +109,10 @@ class ConnectionPool(PoolFacts, Closing):
         watch_idle: bool = True,
         clock: Callable[[], float] = time.monotonic,
         trace: Tracer | None = None,
+        resolver: Resolver | None = None,
     ) -> None:
         self.origin: Origin = Origin.of(scheme, host, port)  # "::1" and "[::1]" alike
+        self._resolver = resolver
         scheme = self.origin.scheme
         self._tls = TLSConfig(verify, cert, bool(http2)) if scheme == "https" else None
         self._http2: HTTP2Mode = (
@@ -323,7 +328,7 @@ class ConnectionPool(PoolFacts, Closing):
             tracer(ConnectStart(started, self._state.origin, 0))
         try:
             ctx = self._tls.context() if self._tls is not None else None
-            sock, timings = connect(self.origin, t.connect, ctx)
+            sock, timings = connect(self.origin, t.connect, ctx, self._resolver)
             try:
                 conn = self._connection(sock, timings, t)
                 if tracer is not None:

@@ -26,7 +26,8 @@ class PoolManager(Closing):
 
     Args:
         num_pools: how many pools to keep; the least recently used is closed beyond that.
-        maxsize, block, timeout, limits, watch_idle, http2: passed to each ConnectionPool.
+        maxsize, block, timeout, limits, watch_idle, http2, resolver: passed to each
+            ConnectionPool (the resolver also answers coalescing's address check).
         verify, cert: TLS settings for https origins.
         coalesce: let a request for one https host ride another host's HTTP/2 connection
             when that connection's verified certificate covers it and the host resolves to the
@@ -171,7 +172,7 @@ class PoolManager(Closing):
             ]
         if not candidates:
             return None
-        resolved = resolve(origin.host, origin.port)
+        resolved = resolve(origin.host, origin.port, self._pool_kwargs.get("resolver"))
         for pool in candidates:
             if pool.can_carry(origin.host, resolved):
                 self._coalesced[(origin, tls)] = pool

@@ -1,4 +1,5 @@
-"""Public test utilities: servers that count connections and misbehave on cue, a slow proxy.
+"""Public test utilities: servers that count connections and misbehave on cue, a slow proxy,
+and a black-holed address (``BlackHole``) for happy-eyeballs tests.
 
 ``H2TestServer`` needs the ``h2`` package; it is imported on first use, so the HTTP/1.1
 ``TestServer`` works without it.
@@ -8,12 +9,14 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from .blackhole import BlackHole
 from .testserver import DelayProxy, Exchange, TestServer, close_wait_count, pattern_bytes
 
 if TYPE_CHECKING:
     from .h2server import H2TestServer
 
 __all__ = [
+    "BlackHole",
     "DelayProxy",
     "Exchange",
     "H2TestServer",
