@@ -91,6 +91,8 @@ class Flow:
             try:
                 following = next_request(request, response)
             except RedirectError as exc:
+                if not self._follow:
+                    break  # not followed: the caller gets the redirect, and no ``next``
                 exc.history = history
                 raise
             if not self._follow:
