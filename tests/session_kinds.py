@@ -27,7 +27,11 @@ class AsyncFacade:
 
     def __init__(self, **kwargs: Any) -> None:
         self._loop = asyncio.new_event_loop()
-        self.session: tether.AsyncSession = self._run(self._make(kwargs))
+        try:
+            self.session: tether.AsyncSession = self._run(self._make(kwargs))
+        except BaseException:
+            self._loop.close()
+            raise
 
     async def _make(self, kwargs: dict[str, Any]) -> tether.AsyncSession:
         return tether.AsyncSession(**kwargs)
@@ -54,6 +58,8 @@ class AsyncFacade:
         return self.session.stats()
 
     def __getattr__(self, name: str) -> Any:
+        if name == "session":
+            raise AttributeError(name)  # construction failed
         return getattr(self.session, name)  # cookies, headers, auth...
 
     def close(self) -> None:

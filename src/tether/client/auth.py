@@ -120,6 +120,7 @@ class TokenAuth(Auth):
 _HASHES: dict[str, Callable[[bytes], str]] = {
     "MD5": lambda b: hashlib.md5(b, usedforsecurity=False).hexdigest(),
     "SHA-256": lambda b: hashlib.sha256(b).hexdigest(),
+    "SHA-512": lambda b: hashlib.sha512(b).hexdigest(),
     "SHA-512-256": lambda b: hashlib.new("sha512_256", b).hexdigest(),
 }
 _PARAM = re.compile(r'(\w+)\s*=\s*(?:"((?:[^"\\]|\\.)*)"|([^\s,]+))')
