@@ -108,5 +108,3 @@ def tls_server(ca: trustme.CA, tmp_path: Path) -> Iterator[tuple[TestServer, str
     ca.cert_pem.write_to_path(str(ca_file))
     with TestServer(ssl_context=ctx) as server:
         yield server, str(ca_file)
-
-

@@ -16,7 +16,9 @@ def test_basic_auth_pair(kind: str, httpbin_server: Httpbin) -> None:
     with make_session(kind) as s:
         r = s.get(httpbin_server.url + "/basic-auth/alice/pw", auth=("alice", "pw"))
         assert r.status == 200 and r.json() == {"authenticated": True, "user": "alice"}
-        assert s.get(httpbin_server.url + "/basic-auth/alice/pw", auth=("alice", "no")).status == 401
+        assert (
+            s.get(httpbin_server.url + "/basic-auth/alice/pw", auth=("alice", "no")).status == 401
+        )
         assert s.get(httpbin_server.url + "/basic-auth/alice/pw").status == 401
 
 
@@ -62,7 +64,9 @@ def test_digest_answers_preemptively_after_the_first_challenge(
         if f'nonce="{nonce}"' in sent and 'username="alice"' in sent:
             ex.respond(200, [], b"in")
         else:
-            ex.respond(401, [("WWW-Authenticate", f'Digest realm="r", nonce="{nonce}", qop="auth"')])
+            ex.respond(
+                401, [("WWW-Authenticate", f'Digest realm="r", nonce="{nonce}", qop="auth"')]
+            )
 
     test_server.route("/p", protected)
     auth = tether.DigestAuth("alice", "pw")

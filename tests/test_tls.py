@@ -313,7 +313,7 @@ def test_client_certificate_refused_after_tls13_handshake(ca: trustme.CA, ca_fil
     assert leaked == []
 
 
-# -- the environment's CA variables: only OpenSSL's, only with trust_env---------------------------------------------
+# -- the environment's CA variables: only OpenSSL's, only with trust_env --------------------------
 
 
 def test_ca_environment_variables_are_ignored(

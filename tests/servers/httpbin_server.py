@@ -62,7 +62,9 @@ class Httpbin(ServerProcess):
         for line in path.read_text().splitlines() if path.exists() else []:
             conn, protocol, method, quoted, status = line.split(" ", 4)
             entries.append(
-                AccessEntry(conn, normalize_protocol(protocol), method, quoted.strip('"'), int(status))
+                AccessEntry(
+                    conn, normalize_protocol(protocol), method, quoted.strip('"'), int(status)
+                )
             )
         return entries
 
