@@ -256,3 +256,13 @@ def test_url_credentials_not_shown_and_not_forwarded(kind: str, test_server: Tes
         assert other.exchanges[0].header("authorization") is None
         for text in (repr(r), repr(r.request), str(r.history[0].url), repr(r.history[0].request)):
             assert "hunter2" not in text
+
+
+def test_streamed_chain_frees_each_hop(kind: str, test_server: TestServer) -> None:
+    with make_session(kind) as s:
+        r = s.get(test_server.url + "/redirect/3", stream=True)
+        assert r.status == 200 and len(r.history) == 3
+        assert s.stats().open == 1  # the hops' connection, now the final response's
+        s._run(r.aclose()) if kind == "async" else r.close()
+        assert s.stats().open == 1 and test_server.connections_accepted == 1
+        assert s.get(test_server.url + "/echo").connection_info.reused

@@ -7,6 +7,7 @@ import asyncio
 from pathlib import Path
 
 import pytest
+from helpers import fd_count
 from servers.httpbin_server import Httpbin
 from session_kinds import KINDS, AsyncFacade, last_header, make_session
 
@@ -182,3 +183,22 @@ def test_malformed_netrc_names_the_file_not_its_content(
     with tether.Session() as s, pytest.raises(ValueError, match="cannot parse netrc") as info:
         s.get(test_server.url + "/echo")
     assert str(netrc) in str(info.value) and "sekrit" not in str(info.value)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_redirects_cookies_and_auth_leave_no_descriptors(
+    kind: str, test_server: TestServer
+) -> None:
+    test_server.route(
+        "/login",
+        lambda ex: ex.respond(302, [("Location", "/redirect/2"), ("Set-Cookie", "sid=1")]),
+    )
+    with make_session(kind) as warm:
+        warm.get(test_server.url + "/echo")  # the loop's and the resolver's own descriptors
+    before = fd_count()
+    for _ in range(3):
+        with make_session(kind, auth=("u", "p")) as s:
+            assert s.get(test_server.url + "/login").status == 200
+            with pytest.raises(tether.TooManyRedirects):
+                s.get(test_server.url + "/redirect/40")  # more than the default 30
+    assert fd_count() == before

@@ -17,7 +17,13 @@ from typing import Any
 from ..cookiejar import Cookies, CookieTypes
 from ..models import URL, Headers
 
-__all__ = ["cookie_header", "extract_cookies", "has_set_cookie", "scoped_cookies"]
+__all__ = [
+    "any_cookies",
+    "cookie_header",
+    "extract_cookies",
+    "has_set_cookie",
+    "scoped_cookies",
+]
 
 
 def scoped_cookies(cookies: CookieTypes, url: URL) -> Cookies | None:
@@ -56,7 +62,12 @@ def extract_cookies(jar: CookieJar, response_headers: Headers, url: URL) -> None
 
 def has_set_cookie(headers: Headers) -> bool:
     """Whether a response sets cookies (most do not: skip the cookiejar's work)."""
-    return "set-cookie" in headers or "set-cookie2" in headers
+    return bool(headers.get_list("set-cookie"))
+
+
+def any_cookies(jars: Iterable[CookieJar | None]) -> bool:
+    """Whether any of ``jars`` holds a cookie (without CookieJar.__len__'s walk)."""
+    return any(jar is not None and jar._cookies for jar in jars)  # type: ignore[attr-defined]
 
 
 class _UrllibRequest:

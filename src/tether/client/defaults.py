@@ -109,7 +109,7 @@ class SessionDefaults:
         return self._netrc_auth(req)
 
     def _netrc_auth(self, req: Request) -> Auth | None:
-        if "authorization" in req.wire_headers():
+        if self._env.netrc_path is None or "authorization" in req.wire_headers():
             return None
         found = self._env.auth_for(req.url)
         return BasicAuth(*found) if found else None

@@ -22,7 +22,7 @@ from ..exceptions import BodyNotReplayable, RedirectError, TooManyRedirects
 from ..models import Request
 from ..response import Response
 from .auth import Auth, with_header
-from .cookies import cookie_header, extract_cookies, has_set_cookie
+from .cookies import any_cookies, cookie_header, extract_cookies, has_set_cookie
 from .redirects import keeps_credentials, next_request
 
 __all__ = ["Flow"]
@@ -138,7 +138,7 @@ class Flow:
                 return response
 
     def _with_cookies(self, request: Request) -> Request:
-        if "cookie" in request.wire_headers():
+        if not any_cookies(self._jars) or "cookie" in request.wire_headers():
             return request  # the caller's own Cookie header wins (dropped off-origin)
         value = cookie_header(self._jars, request.url)
         return request if value is None else with_header(request, "Cookie", value)
