@@ -62,6 +62,12 @@ class AsyncFacade:
             raise AttributeError(name)  # construction failed
         return getattr(self.session, name)  # cookies, headers, auth...
 
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name.startswith("_") or name == "session":
+            object.__setattr__(self, name, value)
+        else:
+            setattr(self.session, name, value)  # s.timeout = ..., s.auth = ...
+
     def close(self) -> None:
         self._run(self.session.aclose())
         self._loop.close()

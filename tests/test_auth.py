@@ -149,3 +149,19 @@ def test_bad_auth_argument_is_a_type_error(kind: str) -> None:
         make_session(kind, auth="user:pass")
     with pytest.raises(TypeError, match="pair"):
         make_session(kind, auth=("only-user",))
+
+
+def test_digest_challenge_never_answered_to_another_origin(
+    kind: str, test_server: TestServer
+) -> None:
+    def protected(ex: Exchange) -> None:
+        if "Digest" in (ex.header("authorization") or ""):
+            ex.respond(200, [], b"in")
+        else:
+            ex.respond(401, [("WWW-Authenticate", 'Digest realm="r", nonce="n1", qop="auth"')])
+
+    test_server.route("/p", protected)
+    with TestServer() as other, make_session(kind, auth=tether.DigestAuth("alice", "pw")) as s:
+        assert s.get(test_server.url + "/p").content == b"in"
+        s.get(other.url + "/echo")
+        assert other.exchanges[0].header("authorization") is None

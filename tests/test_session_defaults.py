@@ -4,6 +4,7 @@ what trust_env takes from the environment (proxies refused, .netrc)."""
 from __future__ import annotations
 
 import asyncio
+import gc
 from pathlib import Path
 
 import pytest
@@ -195,10 +196,35 @@ def test_redirects_cookies_and_auth_leave_no_descriptors(
     )
     with make_session(kind) as warm:
         warm.get(test_server.url + "/echo")  # the loop's and the resolver's own descriptors
+    gc.collect()
     before = fd_count()
     for _ in range(3):
         with make_session(kind, auth=("u", "p")) as s:
             assert s.get(test_server.url + "/login").status == 200
             with pytest.raises(tether.TooManyRedirects):
                 s.get(test_server.url + "/redirect/40")  # more than the default 30
+    gc.collect()
     assert fd_count() == before
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_proxy_rule_checked_on_each_redirect_hop(
+    kind: str, test_server: TestServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # http is not proxied here, https is: a redirect to https must not go direct.
+    monkeypatch.setenv("HTTPS_PROXY", "http://127.0.0.1:3128")
+    test_server.route(
+        "/up", lambda ex: ex.respond(301, [("Location", f"https://127.0.0.1:{ex.server.port}/")])
+    )
+    s = make_session(kind, trust_env=True)
+    with s, pytest.raises(tether.ProxiesNotSupported, match="HTTPS_PROXY"):
+        s.get(test_server.url + "/up")
+    assert test_server.connections_accepted == 1  # the http hop only
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_session_timeout_can_be_changed(kind: str, test_server: TestServer) -> None:
+    with make_session(kind) as s:
+        s.timeout = 0.2
+        with pytest.raises(tether.ReadTimeout):
+            s.get(test_server.url + "/slow/5")

@@ -113,10 +113,12 @@ class AsyncSession(SessionDefaults):
             follow_redirects=follow_redirects,
         )
         tls = tls_override(self._manager.tls, verify, cert)
+        if timeout is None:
+            timeout = self.timeout
         req: Request | None = flow.first()
         while True:
             assert req is not None
-            response = await self._send_hop(req, timeout or self.timeout, stream, tls)
+            response = await self._send_hop(req, timeout, stream, tls)
             try:
                 req = flow.next(response)
             except BaseException:

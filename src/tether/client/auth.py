@@ -19,7 +19,7 @@ import time
 from base64 import b64encode
 from collections.abc import Callable, Generator
 
-from ..models import Request
+from ..models import Origin, Request
 from ..response import Response
 
 __all__ = ["Auth", "AuthTypes", "BasicAuth", "DigestAuth", "FunctionAuth", "TokenAuth", "auth_of"]
@@ -138,11 +138,13 @@ class DigestAuth(Auth):
         self.username = username
         self._password = password
         self._lock = threading.Lock()
-        self._challenge: dict[str, str] | None = None
-        self._count = 0
+        # The last challenge of each origin, and how many times its nonce was used: a
+        # challenge is only ever answered to the origin that sent it.
+        self._challenges: dict[Origin, tuple[dict[str, str], int]] = {}
 
     def auth_flow(self, request: Request) -> AuthFlow:
-        if self._challenge is not None:
+        origin = request.url.origin
+        if origin in self._challenges:
             request = with_header(request, "Authorization", self._answer(request))
         response = yield request
         if response.status != 401:
@@ -151,15 +153,14 @@ class DigestAuth(Auth):
         if challenge is None:
             return  # not a Digest challenge: the caller sees the 401
         with self._lock:
-            self._challenge, self._count = challenge, 0
+            self._challenges[origin] = (challenge, 0)
         yield with_header(request, "Authorization", self._answer(request))
 
     def _answer(self, request: Request) -> str:
         with self._lock:
-            assert self._challenge is not None
-            challenge = dict(self._challenge)
-            self._count += 1
-            count = self._count
+            challenge, count = self._challenges[request.url.origin]
+            count += 1
+            self._challenges[request.url.origin] = (challenge, count)
         return digest_response(
             challenge, self.username, self._password, request.method, request.url.target, count
         )

@@ -151,10 +151,12 @@ class Session(SessionDefaults, Closing):
             follow_redirects=follow_redirects,
         )
         tls = tls_override(self._manager.tls, verify, cert)
+        if timeout is None:
+            timeout = self.timeout
         req: Request | None = flow.first()
         while True:
             assert req is not None
-            response = self._send_hop(req, timeout or self.timeout, stream, tls)
+            response = self._send_hop(req, timeout, stream, tls)
             try:
                 req = flow.next(response)
             except BaseException:
