@@ -31,6 +31,7 @@ from typing import Any, TypeVar
 import pytest
 import trustme
 from servers.h2o import H2o, find_h2o
+from servers.httpbin_server import Httpbin, have_httpbin
 from servers.hypercorn_server import Hypercorn
 from servers.nghttpd import Nghttpd, find_nghttpd
 from servers.nginx import Nginx, find_nginx
@@ -255,3 +256,14 @@ def node_h2_factory(tmp_path: Path, ca: trustme.CA) -> Iterator[Callable[..., No
     """``node_h2_factory(max_requests=3, max_streams=2, idle_ms=2000)`` -> a started ``NodeH2``."""
     binary = _node_binary()
     yield from _factory(tmp_path, lambda d, **kw: NodeH2(d, binary=binary, ca=ca, **kw))
+
+
+@pytest.fixture(scope="session")
+def httpbin_server(tmp_path_factory: pytest.TempPathFactory, ca: trustme.CA) -> Iterator[Httpbin]:
+    """httpbin under gunicorn (gthread, keep-alive) on loopback: ``url``, access log by port."""
+    if not have_httpbin():
+        if os.environ.get("CI"):
+            pytest.fail("httpbin/gunicorn missing, but CI is set: pip install -e '.[test]'")
+        pytest.skip("httpbin or gunicorn not installed")
+    with Httpbin(tmp_path_factory.mktemp("httpbin"), ca=ca) as server:
+        yield server

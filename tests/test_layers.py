@@ -14,6 +14,7 @@ FLOORS = {
     "models": 0,
     "exceptions": 0,
     "closing": 0,
+    "cookiejar": 0,
     "requestbody": 0,
     "response": 0,
     "protocol": 1,

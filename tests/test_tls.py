@@ -313,7 +313,7 @@ def test_client_certificate_refused_after_tls13_handshake(ca: trustme.CA, ca_fil
     assert leaked == []
 
 
-# -- the environment's CA variables are not read -----------------------------------------------
+# -- the environment's CA variables: only OpenSSL's, only with trust_env --------------------------
 
 
 def test_ca_environment_variables_are_ignored(
@@ -330,11 +330,28 @@ def test_ca_environment_variables_are_ignored(
     with tether.Session(verify=ca_copy) as s:
         assert s.get(nginx_tls.url + "/").status == 200
 
-    # Pointing the variables at the right CA must not make the default (certifi) trust it.
+    # Pointing the variables at the right CA must not make the default (certifi) trust it:
+    # requests' and curl's variables never, OpenSSL's (SSL_CERT_*) not with trust_env=False.
     for name in CA_ENV_VARS:
         monkeypatch.setenv(name, str(nginx_tls.ca_file))
     monkeypatch.setenv("SSL_CERT_DIR", str(tmp_path))
     # cert= makes the TLS settings new, so the default context is built with the variables set
     # (nginx does not ask for the client certificate).
+    with tether.Session(cert=client_cert, trust_env=False) as s, pytest.raises(tether.TLSError):
+        s.get(nginx_tls.url + "/")
+    monkeypatch.delenv("SSL_CERT_FILE")
+    monkeypatch.delenv("SSL_CERT_DIR")
     with tether.Session(cert=client_cert) as s, pytest.raises(tether.TLSError):
         s.get(nginx_tls.url + "/")
+
+
+def test_trust_env_reads_ssl_cert_file(
+    nginx_tls: Nginx, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    # OpenSSL's variable, as httpx reads it: verify=True then means this bundle.
+    ca_copy = str(tmp_path / "env-ca.pem")
+    shutil.copy(str(nginx_tls.ca_file), ca_copy)
+    monkeypatch.setenv("SSL_CERT_FILE", ca_copy)
+    monkeypatch.delenv("SSL_CERT_DIR", raising=False)
+    with tether.Session() as s:
+        assert s.get(nginx_tls.url + "/").status == 200

@@ -29,11 +29,16 @@ keeps working. The right-hand column names what requests (and httpx) raise for t
     │   │   ├── RemoteProtocolError ConnectionError, ChunkedEncodingError  RemoteProtocolError
     │   │   │   └── H2ProtocolError   an HTTP/2 connection error; carries the wire .error_code
     │   │   └── StreamReset         ConnectionError              RemoteProtocolError
+    │   ├── RedirectError           TooManyRedirects, InvalidURL  TooManyRedirects
+    │   │   ├── TooManyRedirects    TooManyRedirects             TooManyRedirects
+    │   │   ├── InvalidRedirect     InvalidSchema                UnsupportedProtocol
+    │   │   └── BodyNotReplayable   UnrewindableBodyError        StreamConsumed
     │   └── (every RequestError carries .request, .origin and .may_have_reached_server)
     ├── StreamError                 StreamConsumedError          StreamError
     │   ├── StreamConsumed          StreamConsumedError          StreamConsumed
     │   └── StreamClosed            (none)                       StreamClosed
     ├── HTTPStatusError             HTTPError                    HTTPStatusError
+    ├── ProxiesNotSupported         (none: requests uses the proxy)  (none)
     ├── PoolClosed                  (none: a closed Session reopens)  RuntimeError
     └── LocalProtocolError          (none)   tether misused its HTTP/2 layer (a bug in tether)
 
@@ -41,9 +46,13 @@ What each means: InvalidHeader: CR, LF or NUL in a name or value, a bad method o
 PoolTimeout: no connection became free in time (nothing was sent); TLSError: handshake or
 certificate verification failed; ResolveError: the name does not resolve (or to no usable
 address); ResolveTimeout: it did not resolve within the connect timeout;
-RemoteProtocolError: the server sent something that is not valid HTTP; StreamReset: HTTP/2, the server reset the stream (.error_code), the connection
-carries on for the other requests; HTTPStatusError: raised by ``Response.raise_for_status()``
-for 4xx and 5xx; PoolClosed: the pool or session was closed before the request.
+RemoteProtocolError: the server sent something that is not valid HTTP; StreamReset: HTTP/2,
+the server reset the stream (.error_code), the connection carries on for the other requests;
+RedirectError: a redirect that cannot be followed (.response, .history): too many, a Location
+that is not http(s) (file://...) or not a URL, a 307/308 or a 401 retry of a one-shot body;
+HTTPStatusError: raised by ``Response.raise_for_status()`` for 4xx and 5xx;
+ProxiesNotSupported: the environment sets a proxy (.variable) that tether cannot use yet;
+PoolClosed: the pool or session was closed before the request.
 
 ``may_have_reached_server`` is the fact that decides whether a request can be sent again: it is
 False only when tether knows that no byte of the request left this process, or that the server
@@ -61,19 +70,23 @@ if TYPE_CHECKING:
     from .response import Response
 
 __all__ = [
+    "BodyNotReplayable",
     "ConnectError",
     "ConnectTimeout",
     "H2ProtocolError",
     "HTTPStatusError",
     "InvalidHeader",
+    "InvalidRedirect",
     "InvalidRequest",
     "InvalidURL",
     "LocalProtocolError",
     "NetworkError",
     "PoolClosed",
     "PoolTimeout",
+    "ProxiesNotSupported",
     "ReadError",
     "ReadTimeout",
+    "RedirectError",
     "RemoteProtocolError",
     "RequestError",
     "ResolveError",
@@ -85,6 +98,7 @@ __all__ = [
     "TLSError",
     "TetherError",
     "TimeoutException",
+    "TooManyRedirects",
     "TransportError",
     "WriteError",
     "WriteTimeout",
@@ -270,3 +284,50 @@ class LocalProtocolError(TetherError):
     A new stream after GOAWAY or close, stream ids exhausted, data beyond the send window, data
     on a stream that has ended or does not exist. Nothing was written for the refused call.
     """
+
+
+class RedirectError(RequestError):
+    """A redirect could not be followed; ``response`` is the redirect that was refused.
+
+    ``history`` holds the responses of the hops already followed, oldest first.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        request: Request | None = None,
+        response: Response | None = None,
+        history: list[Response] | None = None,
+    ) -> None:
+        super().__init__(message, request=request)
+        self.response = response
+        self.history = history or []
+
+
+class TooManyRedirects(RedirectError):
+    """More redirects than ``max_redirects`` (a loop, usually); requests' TooManyRedirects."""
+
+
+class InvalidRedirect(RedirectError):
+    """A Location that cannot be followed: not http(s) (``file://``), or not a URL at all."""
+
+
+class BodyNotReplayable(RedirectError):
+    """A 307/308 redirect, or an auth retry after 401, needs the body again, but it was a
+    one-shot iterator or file (already sent). ``response`` is the answer that asked for it.
+
+    Pass bytes to let tether send it again (or ``allow_redirects=False`` and ``response.next``).
+    """
+
+
+class ProxiesNotSupported(TetherError):
+    """The environment configures a proxy (``HTTP_PROXY``...) and tether cannot use one yet.
+
+    Raised instead of silently connecting directly; ``variable`` names the setting. Unset it,
+    add the host to ``NO_PROXY``, or pass ``trust_env=False``.
+    """
+
+    def __init__(self, message: str, *, variable: str) -> None:
+        super().__init__(message)
+        self.variable = variable

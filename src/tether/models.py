@@ -452,7 +452,12 @@ class Headers(MutableMapping[str, str]):
         return NotImplemented
 
     def __repr__(self) -> str:
-        return f"Headers({self.multi_items()!r})"
+        # Credentials and cookies end up in logs through reprs: show that they are there only.
+        shown = [(n, "***" if k in _SECRET_HEADERS else v) for k, n, v in self._items]
+        return f"Headers({shown!r})"
+
+
+_SECRET_HEADERS = frozenset({"authorization", "proxy-authorization", "cookie", "set-cookie"})
 
 
 def _check_header(name: str, value: str) -> tuple[str, str]:

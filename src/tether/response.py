@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator, Iterator
 from typing import Any, Protocol, Self
 
 from .closing import Closing
+from .cookiejar import Cookies
 from .exceptions import HTTPStatusError, StreamClosed, StreamConsumed, StreamError
 from .models import URL, Headers, Request
 
@@ -185,6 +186,7 @@ class Response(Closing):
 
     __slots__ = (
         "_content",
+        "_cookies",
         "_encoding",
         "_head",
         "_headers",
@@ -193,7 +195,9 @@ class Response(Closing):
         "_trailers",
         "connection_info",
         "elapsed",
+        "history",
         "http_version",
+        "next",
         "request",
         "status",
     )
@@ -220,6 +224,9 @@ class Response(Closing):
         self._encoding: str | None = None
         self._stream_used = False
         self._trailers = trailers
+        self.history: list[Response] = []  # the redirects followed to get here (Session)
+        self.next: Request | None = None  # the redirect's next request, when not followed
+        self._cookies: Cookies | None = None
 
     # -- metadata -----------------------------------------------------------------------------
 
@@ -248,6 +255,23 @@ class Response(Closing):
     @property
     def url(self) -> URL:
         return self.request.url
+
+    @property
+    def cookies(self) -> Cookies:
+        """The cookies this response set (parsed by the Session that sent it), dict-like."""
+        if self._cookies is None:
+            self._cookies = Cookies()  # made when asked: most responses set none
+        return self._cookies
+
+    @property
+    def next_request(self) -> Request | None:
+        """httpx's name for ``next``."""
+        return self.next
+
+    @property
+    def is_redirect(self) -> bool:
+        """A 3xx with a Location (followed or not)."""
+        return self.status in (301, 302, 303, 307, 308) and "location" in self.headers
 
     @property
     def ok(self) -> bool:

@@ -6,34 +6,39 @@ Every argument and default is `Session`'s, and the request is built by the same 
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Iterable, Mapping
 from dataclasses import replace
 from typing import Any
 
 from ..aio.connect import HTTP2Mode
 from ..aio.poolmanager import AsyncPoolManager
+from ..cookiejar import CookieTypes
 from ..io.resolver import Resolver
-from ..io.tls import CertTypes, VerifyTypes
+from ..io.tls import CertTypes, TLSConfig, VerifyTypes
 from ..lifecycle.poolstate import PoolStats
 from ..lifecycle.rules import Limits
 from ..lifecycle.trace import Tracer
-from ..models import URL, HeaderInput, QueryParams, Timeout, TimeoutTypes
+from ..models import URL, HeaderInput, QueryParams, Request, Timeout, TimeoutTypes
 from ..requestbody import FilesTypes, FormTypes
 from ..response import AsyncResponse
-from .build import build_request, default_headers, tls_override
+from .auth import AuthTypes
+from .build import tls_override
+from .defaults import DEFAULT_MAX_REDIRECTS, EventHooks, SessionDefaults
 from .retry import Retry, RetryCounter, as_retry, asend_with_retries
 from .transports import AsyncTransport, Mounts
 
 __all__ = ["AsyncSession"]
 
 
-class AsyncSession:
+class AsyncSession(SessionDefaults):
     """Pooled HTTP client for asyncio with requests' API: ``async with AsyncSession() as s:
     r = await s.get(url)``.
 
     The arguments are `Session`'s (``watch_idle`` is accepted for the same signature; the event
     loop always notices a server closing an idle connection). Many tasks may share a session;
-    with ``http2`` one HTTP/2 connection carries the requests of all of them at once.
+    with ``http2`` one HTTP/2 connection carries the requests of all of them at once. Event
+    hooks may be plain functions or coroutine functions (awaited).
     """
 
     def __init__(
@@ -54,14 +59,33 @@ class AsyncSession:
         mounts: Mapping[str, AsyncTransport] | None = None,
         trace: Tracer | None = None,
         resolver: Resolver | None = None,
+        cookies: CookieTypes = None,
+        auth: AuthTypes = None,
+        params: QueryParams = None,
+        base_url: str | URL | None = None,
+        follow_redirects: bool = True,
+        max_redirects: int = DEFAULT_MAX_REDIRECTS,
+        event_hooks: EventHooks = None,
+        trust_env: bool = True,
     ) -> None:
-        self.headers = default_headers(headers)
+        self._init_defaults(
+            headers=headers,
+            cookies=cookies,
+            auth=auth,
+            params=params,
+            base_url=base_url,
+            follow_redirects=follow_redirects,
+            max_redirects=max_redirects,
+            event_hooks=event_hooks,
+            trust_env=trust_env,
+        )
+        self.timeout = timeout
         self._manager = AsyncPoolManager(
             num_pools,
             maxsize=pool_maxsize,
             block=pool_block,
             timeout=timeout,
-            verify=verify,
+            verify=self._verify(verify),
             cert=cert,
             limits=limits,
             http2=http2,
@@ -82,23 +106,66 @@ class AsyncSession:
         json: Any = None,
         headers: HeaderInput = None,
         files: FilesTypes = None,
+        cookies: CookieTypes = None,
+        auth: AuthTypes = None,
         timeout: TimeoutTypes | None = None,
+        allow_redirects: bool | None = None,
+        follow_redirects: bool | None = None,
         stream: bool = False,
         verify: VerifyTypes | None = None,
         cert: CertTypes = None,
     ) -> AsyncResponse:
         """Send a request and return its response (see ``Session.request``)."""
-        req = build_request(
+        flow = self._flow(
             method,
             url,
-            self.headers,
             params=params,
             data=data,
             json=json,
             headers=headers,
             files=files,
+            cookies=cookies,
+            auth=auth,
+            allow_redirects=allow_redirects,
+            follow_redirects=follow_redirects,
         )
         tls = tls_override(self._manager.tls, verify, cert)
+        if timeout is None:
+            timeout = self.timeout
+        req: Request | None = flow.first()
+        while True:
+            assert req is not None
+            response = await self._send_hop(req, timeout, stream, tls)
+            try:
+                req = flow.next(response)
+            except BaseException:
+                await response.aclose()
+                raise
+            if req is None:
+                return response
+            await response.aclose()  # read already, or drained: the connection is reused
+
+    async def _send_hop(
+        self, req: Request, timeout: TimeoutTypes | None, stream: bool, tls: TLSConfig | None
+    ) -> AsyncResponse:
+        """One hop with the event hooks around it (a hook may be a coroutine function)."""
+        for hook in self.event_hooks["request"]:
+            if inspect.isawaitable(result := hook(req)):
+                await result
+        response = await self._send_one(req, timeout, stream, tls)
+        try:
+            for hook in self.event_hooks["response"]:
+                if inspect.isawaitable(result := hook(response)):
+                    await result
+        except BaseException:
+            await response.aclose()
+            raise
+        return response
+
+    async def _send_one(
+        self, req: Request, timeout: TimeoutTypes | None, stream: bool, tls: TLSConfig | None
+    ) -> AsyncResponse:
+        """Send exactly one request through the pools (every hop of every call comes here)."""
         transport = self._transports.for_url(req.url)
         return await asend_with_retries(
             self._retry, self._retried, req, lambda: transport.send(req, timeout, stream, tls)

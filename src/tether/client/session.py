@@ -12,28 +12,47 @@ from dataclasses import replace
 from typing import Any
 
 from ..closing import Closing
+from ..cookiejar import CookieTypes
 from ..io.resolver import Resolver
-from ..io.tls import CertTypes, VerifyTypes
+from ..io.tls import CertTypes, TLSConfig, VerifyTypes
 from ..lifecycle.poolstate import PoolStats
 from ..lifecycle.rules import Limits
 from ..lifecycle.trace import Tracer
-from ..models import URL, HeaderInput, QueryParams, Timeout, TimeoutTypes
+from ..models import URL, HeaderInput, QueryParams, Request, Timeout, TimeoutTypes
 from ..requestbody import FilesTypes, FormTypes
 from ..response import Response
 from ..sync.http2 import HTTP2Mode
 from ..sync.poolmanager import PoolManager
-from .build import build_request, default_headers, tls_override
+from .auth import AuthTypes
+from .build import tls_override
+from .defaults import DEFAULT_MAX_REDIRECTS, EventHooks, SessionDefaults
 from .retry import Retry, RetryCounter, as_retry, send_with_retries
 from .transports import Mounts, Transport
 
 __all__ = ["Session", "delete", "get", "head", "options", "patch", "post", "put", "request"]
 
 
-class Session(Closing):
+class Session(SessionDefaults, Closing):
     """Pooled, thread-safe HTTP client with requests' API.
 
     Args:
-        headers: sent with every request (a request's own headers override them).
+        headers: sent with every request (a request's own headers override them; a None
+            value removes a default, ``headers={"User-Agent": None}``).
+        cookies: the jar's first cookies (a dict, for any host, or a CookieJar). The jar,
+            ``session.cookies``, keeps what servers set, by the stdlib's cookie rules.
+        auth: for every request to the origin it addresses: (user, password) for Basic,
+            ``tether.DigestAuth``, ``tether.TokenAuth``, any ``tether.Auth`` or a callable.
+        params: query parameters for every request (a request's own win by name).
+        base_url: relative URLs are joined to it (``"/users"`` on ``http://h/api`` is
+            ``http://h/api/users``), as in httpx.
+        follow_redirects: follow redirects (True, as in requests); per request
+            ``allow_redirects=`` or ``follow_redirects=``.
+        max_redirects: redirects followed before TooManyRedirects (30).
+        event_hooks: ``{"request": [f, ...], "response": [g, ...]}``: called with each
+            request just before it is sent and each response as it arrives (every hop of a
+            redirect or auth retry, before its body is read when streaming).
+        trust_env: read proxies (refused: ProxiesNotSupported), ``SSL_CERT_FILE`` /
+            ``SSL_CERT_DIR`` (for ``verify=True``) and ``.netrc`` from the environment.
         verify: TLS verification: True (certifi), False, a CA bundle path or an SSLContext.
         cert: client certificate path, or (cert, key) paths.
         timeout: default timeouts: a ``Timeout``, seconds for every phase, or (connect, read).
@@ -81,14 +100,33 @@ class Session(Closing):
         mounts: Mapping[str, Transport] | None = None,
         trace: Tracer | None = None,
         resolver: Resolver | None = None,
+        cookies: CookieTypes = None,
+        auth: AuthTypes = None,
+        params: QueryParams = None,
+        base_url: str | URL | None = None,
+        follow_redirects: bool = True,
+        max_redirects: int = DEFAULT_MAX_REDIRECTS,
+        event_hooks: EventHooks = None,
+        trust_env: bool = True,
     ) -> None:
-        self.headers = default_headers(headers)
+        self._init_defaults(
+            headers=headers,
+            cookies=cookies,
+            auth=auth,
+            params=params,
+            base_url=base_url,
+            follow_redirects=follow_redirects,
+            max_redirects=max_redirects,
+            event_hooks=event_hooks,
+            trust_env=trust_env,
+        )
+        self.timeout = timeout
         self._manager = PoolManager(
             num_pools,
             maxsize=pool_maxsize,
             block=pool_block,
             timeout=timeout,
-            verify=verify,
+            verify=self._verify(verify),
             cert=cert,
             limits=limits,
             watch_idle=watch_idle,
@@ -111,7 +149,11 @@ class Session(Closing):
         json: Any = None,
         headers: HeaderInput = None,
         files: FilesTypes = None,
+        cookies: CookieTypes = None,
+        auth: AuthTypes = None,
         timeout: TimeoutTypes | None = None,
+        allow_redirects: bool | None = None,
+        follow_redirects: bool | None = None,
         stream: bool = False,
         verify: VerifyTypes | None = None,
         cert: CertTypes = None,
@@ -122,20 +164,60 @@ class Session(Closing):
         bytes, an open file) or form fields (a dict or pairs; None values are left out);
         ``files`` multipart/form-data file parts (``{"f": open(...)}``, ``{"f": (filename,
         file_or_bytes_or_path, content_type)}``), streamed, sent with ``data`` fields; ``json`` a
-        JSON body. ``verify`` and ``cert``
-        override the session's TLS settings for this request (a separate pool).
+        JSON body. ``cookies`` are sent to this URL's host only; ``auth`` overrides the
+        session's. Redirects are followed unless ``allow_redirects=False`` (then
+        ``response.next`` is the request a redirect asks for); ``response.history`` holds the
+        redirects followed. ``verify`` and ``cert`` override the session's TLS settings for this
+        request (a separate pool).
         """
-        req = build_request(
+        flow = self._flow(
             method,
             url,
-            self.headers,
             params=params,
             data=data,
             json=json,
             headers=headers,
             files=files,
+            cookies=cookies,
+            auth=auth,
+            allow_redirects=allow_redirects,
+            follow_redirects=follow_redirects,
         )
         tls = tls_override(self._manager.tls, verify, cert)
+        if timeout is None:
+            timeout = self.timeout
+        req: Request | None = flow.first()
+        while True:
+            assert req is not None
+            response = self._send_hop(req, timeout, stream, tls)
+            try:
+                req = flow.next(response)
+            except BaseException:
+                response.close()
+                raise
+            if req is None:
+                return response
+            response.close()  # read already, or small enough to drain: the connection is reused
+
+    def _send_hop(
+        self, req: Request, timeout: TimeoutTypes | None, stream: bool, tls: TLSConfig | None
+    ) -> Response:
+        """One hop with the event hooks around it."""
+        for hook in self.event_hooks["request"]:
+            hook(req)
+        response = self._send_one(req, timeout, stream, tls)
+        try:
+            for hook in self.event_hooks["response"]:
+                hook(response)
+        except BaseException:
+            response.close()
+            raise
+        return response
+
+    def _send_one(
+        self, req: Request, timeout: TimeoutTypes | None, stream: bool, tls: TLSConfig | None
+    ) -> Response:
+        """Send exactly one request through the pools (every hop of every call comes here)."""
         transport = self._transports.for_url(req.url)
         response: Response = send_with_retries(
             self._retry, self._retried, req, lambda: transport.send(req, timeout, stream, tls)
@@ -195,7 +277,7 @@ def request(method: str, url: str | URL, **kwargs: Any) -> Response:
     """
     if kwargs.pop("stream", False):
         raise TypeError("one-shot calls read the body; use a Session for stream=True")
-    session_args = {k: kwargs.pop(k) for k in ("verify", "cert") if k in kwargs}
+    session_args = {k: kwargs.pop(k) for k in ("verify", "cert", "trust_env") if k in kwargs}
     with Session(pool_maxsize=1, watch_idle=False, **session_args) as session:
         return session.request(method, url, **kwargs)
 
