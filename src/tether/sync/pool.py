@@ -39,7 +39,7 @@ from ..io.watcher import Callback, watcher
 from ..lifecycle.coalescing import may_coalesce
 from ..lifecycle.exchange import Attempts, Exchange
 from ..lifecycle.poolstate import Action, Order, PoolFacts, PoolState, PoolStats
-from ..lifecycle.rules import CloseReason, Limits
+from ..lifecycle.rules import CloseReason, IdleTimeoutLearner, Limits
 from ..models import (
     HeaderInput,
     Headers,
@@ -75,6 +75,9 @@ class ConnectionPool(PoolFacts, Closing):
         watch_idle: close idle sockets as soon as the server closes them (no CLOSE_WAIT), and
             answer what an idle HTTP/2 server sends (PING, SETTINGS, GOAWAY) at once.
         clock: the monotonic clock the lifecycle rules read (injectable for tests).
+        idle_learner: the origin's idle-timeout learner, to share what one pool learned from
+            the server's closes with the origin's other pools (a pool manager passes its
+            ``LearnerTable``'s); a pool learns on its own without one.
     """
 
     def __init__(
@@ -93,6 +96,7 @@ class ConnectionPool(PoolFacts, Closing):
         headers: HeaderInput = None,
         watch_idle: bool = True,
         clock: Callable[[], float] = time.monotonic,
+        idle_learner: IdleTimeoutLearner | None = None,
     ) -> None:
         self.origin: Origin = Origin.of(scheme, host, port)  # "::1" and "[::1]" alike
         scheme = self.origin.scheme
@@ -102,7 +106,9 @@ class ConnectionPool(PoolFacts, Closing):
         )
         self.timeout = Timeout.of(timeout)
         self.headers = Headers(headers)
-        self._state: PoolState[Connection] = PoolState(maxsize, block, limits, bool(self._http2))
+        self._state: PoolState[Connection] = PoolState(
+            maxsize, block, limits, bool(self._http2), idle_learner
+        )
         self._watch = watch_idle and watcher.available
         self._clock = clock
         self._lock = threading.Lock()
@@ -117,7 +123,10 @@ class ConnectionPool(PoolFacts, Closing):
         A new lock too: another thread of the parent may have held this one at the fork.
         """
         state = self._state
-        self._state = PoolState(state.maxsize, state.block, state.limits, bool(self._http2))
+        state.learner.probing = False  # a probe in flight was the parent's
+        self._state = PoolState(
+            state.maxsize, state.block, state.limits, bool(self._http2), state.learner
+        )
         self._lock = threading.Lock()
         self._orphans = []
 
@@ -175,10 +184,10 @@ class ConnectionPool(PoolFacts, Closing):
         request.framing()  # refuse a request-smuggling shape before taking a connection
         t = self.timeout if timeout is None else Timeout.of(timeout)
         started = self._clock()
-        attempts = Attempts()
+        attempts = Attempts(self._state.maxsize)
         while True:
             try:
-                exchange = self._checkout(t, attempts.fresh)
+                exchange = self._checkout(t, attempts.fresh, request.replayable)
             except RequestError as exc:  # dial or pool wait failed: this attempt sent nothing
                 exc.request = request
                 if attempts.failed is not None:  # but an earlier attempt may have reached it
@@ -222,9 +231,9 @@ class ConnectionPool(PoolFacts, Closing):
 
     # -- the body around PoolState's decisions ------------------------------------------------
 
-    def _checkout(self, t: Timeout, fresh: bool) -> Exchange:
+    def _checkout(self, t: Timeout, fresh: bool, replayable: bool = False) -> Exchange:
         while True:
-            order = self._order(t, fresh)
+            order = self._order(t, fresh, replayable)
             exchange = order.exchange
             if order.dial:
                 return self._dial(order, t)
@@ -246,7 +255,7 @@ class ConnectionPool(PoolFacts, Closing):
                 self._state.dead_on_checkout(order, dead, self._clock(), doomed)
             self._close_all(doomed)
 
-    def _order(self, t: Timeout, fresh: bool) -> Order:
+    def _order(self, t: Timeout, fresh: bool, replayable: bool = False) -> Order:
         """An order filled now, or after waiting (up to ``t.pool``) for a stream or a dial."""
         doomed: list[tuple[Connection, CloseReason]] = []
         try:
@@ -255,7 +264,7 @@ class ConnectionPool(PoolFacts, Closing):
                     doomed += self._settle_orphans()
                 if self._state.closed:
                     raise PoolClosed(f"the pool for {self.origin} is closed")
-                order = self._state.checkout(self._clock(), fresh, doomed)
+                order = self._state.checkout(self._clock(), fresh, doomed, None, replayable)
                 if order.action is Action.WAIT:  # filled later, under this lock: wake us then
                     ready = threading.Event()
                     order.wake = ready.set
@@ -348,7 +357,7 @@ class ConnectionPool(PoolFacts, Closing):
         conn: Connection = exchange.conn
         if not conn.multiplexed:
             conn.accepting = False
-            conn.stop_reason = _reason_for(exc)
+            conn.stop_reason = exchange.close_reason(_reason_for(exc))
         self._finish(exchange)
 
     def _abandon(self, exchange: Exchange) -> None:
