@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import socket
+import ssl
 import struct
 import sys
 import threading
@@ -21,6 +22,7 @@ import time
 from collections.abc import Iterator
 
 import pytest
+import trustme
 from aio_helpers import LOOPS, run
 
 from tether import ConnectionPool, Limits, TransportError
@@ -277,3 +279,24 @@ def test_no_post_lost_behind_a_reset_forwarding_proxy_first_contact_included() -
     assert lost == []
     posts = [e for e in server.exchanges if e.method == "POST"]
     assert len(posts) == 7  # every POST arrived exactly once
+
+
+def test_over_tls_too(ca: trustme.CA) -> None:
+    # The server closes idle 0.3 s, 0.1 s away: a request sent 0.2 s after the response
+    # reaches it 0.1 s after its close, while its FIN (close_notify first) is still on the way.
+    # The TLS record of a small request goes out in one send that fits one segment.
+    server_ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert("127.0.0.1").configure_cert(server_ctx)
+    client_ctx = ssl.create_default_context()
+    ca.configure_trust(client_ctx)
+    with (
+        TestServer(idle_close_after=0.3, ssl_context=server_ctx) as server,
+        DelayProxy(("127.0.0.1", server.port), delay=DELAY) as proxy,
+        ConnectionPool("127.0.0.1", proxy.port, "https", verify=client_ctx, timeout=5.0) as pool,
+    ):
+        pool.request("POST", "/echo", body=b"first")
+        time.sleep(0.2)
+        r = pool.request("POST", "/echo", body=b"second")
+        assert r.status == 200 and r.connection_info.retries == 1
+        assert pool.stats().closes.get("SERVER_CLOSED_BEFORE_REQUEST") == 1
+    assert [e.body for e in server.exchanges if e.method == "POST"] == [b"first", b"second"]
