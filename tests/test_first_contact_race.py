@@ -25,9 +25,10 @@ import pytest
 import trustme
 from aio_helpers import LOOPS, run
 
-from tether import ConnectionPool, Limits, TransportError
+from tether import ConnectionPool, Limits, ReadError, TransportError
 from tether.aio.pool import AsyncConnectionPool
-from tether.lifecycle.rules import CloseReason, closed_before_request
+from tether.lifecycle.exchange import Attempts, Exchange
+from tether.lifecycle.rules import MAX_REUSED_RETRIES, CloseReason, closed_before_request
 from tether.testing import DelayProxy, TestServer
 
 pytestmark = pytest.mark.skipif(
@@ -300,3 +301,23 @@ def test_over_tls_too(ca: trustme.CA) -> None:
         assert r.status == 200 and r.connection_info.retries == 1
         assert pool.stats().closes.get("SERVER_CLOSED_BEFORE_REQUEST") == 1
     assert [e.body for e in server.exchanges if e.method == "POST"] == [b"first", b"second"]
+
+
+def test_reused_connection_retries_are_bounded_by_the_pool_size() -> None:
+    # Go retries while each failure is on a reused connection; tether too, maxsize + 1 times.
+    for maxsize, bound in ((1, 2), (3, 4), (1000, MAX_REUSED_RETRIES)):
+        attempts = Attempts(maxsize)
+        retried = 0
+        for _ in range(100):
+            dead = Exchange(None, request_number=2, in_flight=1, idle_time=0.0)
+            if not attempts.retry(dead, True, ReadError("reused, dead")):
+                break
+            retried += 1
+        assert retried == bound
+    fresh = Exchange(None, request_number=1, in_flight=1, idle_time=0.0)
+    assert not Attempts(3).retry(fresh, True, ReadError("a new connection failed"))
+    post = Exchange(None, request_number=2, in_flight=1, idle_time=0.0)
+    post.wrote_any = True
+    assert not Attempts(3).retry(post, False, ReadError("maybe processed"))
+    post.eof_first = post.reset_after_eof = post.one_segment = True
+    assert Attempts(3).retry(post, False, ReadError("provably never arrived"))

@@ -270,14 +270,15 @@ class PoolState(Generic[C]):
 
     def _may_probe(self, order: Order, conn: C, now: float) -> bool:
         # For a replayable request, on a connection retired by the learned bound only, idle
-        # longer than the bound itself: where the hypothesis predicts a close (its safety
-        # margin below the bound tests nothing).
+        # well past the bound (``PROBE_FACTOR``): where the hypothesis predicts a close for
+        # sure. Below the bound a probe tests nothing; just past it, it would often meet the
+        # very close the bound's margin avoids, and cost a retried request.
         if conn.expiry_reason is not CloseReason.LEARNED_IDLE_TIMEOUT or not order.replayable:
             return False
         learner = self.learner
         if not learner.may_probe(now) or learner.timeout is None:
             return False
-        if now - conn.idle_since <= learner.timeout:
+        if now - conn.idle_since <= learner.timeout * learner.PROBE_FACTOR:
             return False
         return now < expiry(conn, self.limits, None)[0]  # type: ignore[arg-type]
 

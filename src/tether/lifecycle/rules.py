@@ -142,21 +142,22 @@ class IdleTimeoutLearner:
     ``t`` seconds, its idle timeout is at most ``t``: the learner keeps the smallest such bound
     (closes after less than ``MIN_LEARNABLE`` seconds are more likely a request limit or a
     restart, and are not learned). One mass close (a restart, a failover) would then hold the
-    bound down for ever, so the bound is also *tested*: a connection idle past it (but within
-    every other limit) may carry one *probe*, a request that may be sent again anyway
-    (``Request.replayable``), one at a time per origin. A probe answered after ``s`` seconds
-    idle refutes the bound: it is raised so that connections idle up to ``s`` are reused by
-    every request. A probe that finds the connection closed confirms the bound; the next probe
-    waits ``PROBE_SPACING`` seconds, doubled after each confirmation in a row (at most
-    ``PROBE_SPACING_MAX``), so a bound that is right costs few retried requests. Only requests
-    that could be retried on a dead connection ever ride an unproven idle time, so probing
-    cannot lose a POST.
+    bound down for ever, so the bound is also *tested*: a connection idle well past it
+    (``PROBE_FACTOR`` times, and within every other limit) may carry one *probe*, a request
+    that may be sent again anyway (``Request.replayable``), one at a time per origin. A probe
+    answered after ``s`` seconds idle refutes the bound: it is raised so that connections idle
+    up to ``s`` are reused by every request. A probe that finds the connection closed confirms
+    the bound; the next probe waits ``PROBE_SPACING`` seconds, doubled after each confirmation
+    in a row (at most ``PROBE_SPACING_MAX``), so a bound that is right costs few retried
+    requests. Only requests that could be retried on a dead connection ever ride an unproven
+    idle time, so probing cannot lose a POST.
 
     Shared by every pool of one origin (``LearnerTable``): pools with different TLS settings
     talk to one server. ``generation`` changes with the bound, so pools can refresh deadlines.
     """
 
     MIN_LEARNABLE = 0.2
+    PROBE_FACTOR = 1.25  # probe only connections idle this many times the bound, or longer
     PROBE_SPACING = 1.0
     PROBE_SPACING_MAX = 300.0
 
