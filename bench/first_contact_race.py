@@ -11,8 +11,9 @@ client has not yet seen the FIN. Two measures per client:
   before anything could be learned;
 * a run: ``--posts`` POSTs on one client at gaps across the window.
 
-tether against whichever of requests, urllib3 and httpx are installed (stock clients, no
-retries of POSTs, as they ship). Prints "lost N of M" per client and measure.
+tether (and tether with ``Limits(retry_closed_before_request=False)``: "tether-off") against
+whichever of requests, urllib3 and httpx are installed (stock clients, as they ship).
+Prints "lost N of M" per client and measure.
 """
 
 from __future__ import annotations
@@ -23,17 +24,19 @@ import importlib.util
 import sys
 import time
 from collections.abc import Callable, Iterator
+from typing import Any
 
-from tether import ConnectionPool
+from tether import ConnectionPool, Limits
 from tether.testing import DelayProxy, TestServer
 
 Post = Callable[[bytes], int]
 
 
 @contextlib.contextmanager
-def tether_client(url: str) -> Iterator[tuple[Post, Callable[[], int]]]:
+def tether_client(url: str, rule: bool = True) -> Iterator[tuple[Post, Callable[[], int]]]:
     host, port = url.removeprefix("http://").split(":")
-    with ConnectionPool(host, int(port), timeout=5.0) as pool:
+    limits = Limits(retry_closed_before_request=rule)
+    with ConnectionPool(host, int(port), timeout=5.0, limits=limits) as pool:
         yield (
             lambda body: pool.request("POST", "/echo", body=body).status,
             lambda: pool.request("GET", "/").status,
@@ -73,8 +76,9 @@ def httpx_client(url: str) -> Iterator[tuple[Post, Callable[[], int]]]:
         )
 
 
-CLIENTS = {
+CLIENTS: dict[str, tuple[Callable[[str], contextlib.AbstractContextManager[Any]], str]] = {
     "tether": (tether_client, "tether"),
+    "tether-off": (lambda url: tether_client(url, rule=False), "tether"),
     "requests": (requests_client, "requests"),
     "urllib3": (urllib3_client, "urllib3"),
     "httpx": (httpx_client, "httpx"),

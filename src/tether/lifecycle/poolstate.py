@@ -370,8 +370,10 @@ class PoolState(Generic[C]):
         if exchange.probe:
             exchange.probe = False
             self._probe_ended(exchange, conn, now)
-        elif exchange.closed_before_request:
-            self._learn(exchange.idle_time)  # an idle close, seen the hard way
+        elif exchange.reused and exchange.eof_first and not exchange.response_started:
+            # EOF instead of an answer on a connection that had sat idle: an idle close, seen
+            # the hard way (whether or not the reset proved the request never arrived).
+            self._learn(exchange.idle_time)
         conn.in_flight -= 1
         if conn.in_flight == 0:
             self.active.discard(conn)
