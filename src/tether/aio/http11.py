@@ -130,8 +130,11 @@ class AsyncHTTP11Connection(asyncio.Protocol):
         if in_exchange and reader is not None and reader.bytes_received == 0:
             assert exchange is not None
             exchange.eof_first = True
+            if exchange.watch_reset and exchange.one_send and exchange.reused:
+                sock = self._transport.get_extra_info("socket") if self._transport else None
+                exchange.one_segment = exchange.one_send <= resets.segment_size(sock)
             # Keep the socket open a moment to see whether a reset follows (_race).
-            self._eof_kept = exchange.watch_reset and exchange.one_segment and exchange.reused
+            self._eof_kept = exchange.one_segment
         self._ended(None)
         return self._eof_kept  # otherwise let the transport close itself
 
@@ -238,8 +241,8 @@ class AsyncHTTP11Connection(asyncio.Protocol):
         )
         transport.write(data)
         exchange.wrote_any = True
-        if exchange.watch_reset:
-            exchange.one_segment = self._in_one_segment(transport, body, len(data))
+        if exchange.watch_reset and self._one_send(transport, body):
+            exchange.one_send = len(data)
         if body is not None and not isinstance(body, bytes):
             await self._write_stream(body, request, timeout)
         elif self._wait.write_paused:
@@ -263,17 +266,12 @@ class AsyncHTTP11Connection(asyncio.Protocol):
             head.keep_alive = False
         return head
 
-    @staticmethod
-    def _in_one_segment(transport: asyncio.Transport, body: object, length: int) -> bool:
-        # Sent by the one send() the transport tries at once (nothing left buffered), and fits
-        # one segment. Plain TCP only: an asyncio TLS transport hides how its records went out.
+    def _one_send(self, transport: asyncio.Transport, body: object) -> bool:
+        # All of it taken by the one send() the transport tries at once (nothing left
+        # buffered). Plain TCP only: asyncio's TLS transport hides how its records went out.
         if body is not None and not isinstance(body, bytes):
             return False
-        if transport.get_extra_info("ssl_object") is not None:
-            return False
-        if transport.get_write_buffer_size():
-            return False
-        return length <= resets.segment_size(transport.get_extra_info("socket"))
+        return self.tls[0] is None and not transport.get_write_buffer_size()
 
     async def _race(self, exchange: Exchange) -> None:
         """EOF came before any response byte: watch a moment for the reset that proves the

@@ -32,9 +32,10 @@ class Exchange:
     the request: HTTP/2 GOAWAY above its last stream id, or REFUSED_STREAM).
 
     The first-contact race (``rules.closed_before_request``): the brain sets ``watch_reset``
-    (the rule is on, Linux); an HTTP/1.1 driver then records ``one_segment`` (all of the request
-    went out in one send that fits one TCP segment), ``eof_first`` (EOF before any response
-    byte) and ``reset_after_eof`` (a reset within ``rules.reset_wait`` of that EOF). ``probe``:
+    (the rule is on, Linux); an HTTP/1.1 driver then records ``one_send`` (the wire bytes of
+    the request's only send, 0 if it took more), and on an EOF before any response byte
+    ``eof_first``, ``one_segment`` (that send fits one TCP segment) and ``reset_after_eof`` (a
+    reset within ``rules.reset_wait`` of the EOF). ``probe``:
     the connection was idle past the learned idle timeout (``IdleTimeoutLearner``).
     """
 
@@ -43,6 +44,7 @@ class Exchange:
         "eof_first",
         "idle_time",
         "one_segment",
+        "one_send",
         "probe",
         "request_number",
         "reset_after_eof",
@@ -68,6 +70,7 @@ class Exchange:
         self.unprocessed = False
         self.ttfb = 0.0
         self.watch_reset = False
+        self.one_send = 0
         self.one_segment = False
         self.eof_first = False
         self.reset_after_eof = False

@@ -199,8 +199,10 @@ class HTTP11Connection:
             if body is not None and not isinstance(body, bytes):
                 whole = False
                 self._write_stream(exchange, _pieces(body), declared, timeout.write)
-            if exchange.watch_reset:
-                exchange.one_segment = whole and self._in_one_segment(len(data))
+            if exchange.watch_reset and whole:
+                sock = self._sock  # TLS: the one record's ciphertext is what must fit
+                tls = isinstance(sock, TLSTransport)
+                exchange.one_send = sock.last_transmit if tls else len(data)  # type: ignore[attr-defined]
         except _BodyFailed as failed:
             raise failed.error from None  # the caller's body failed (a disk read), as it is
         except (TimeoutError, BlockingIOError):  # BlockingIOError: a kernel timeout
@@ -220,13 +222,6 @@ class HTTP11Connection:
             return early
         return None
 
-    def _in_one_segment(self, length: int) -> bool:
-        # Plaintext and, for TLS, the ciphertext record(s) the one send produced: one segment.
-        limit = resets.segment_size(self._sock)
-        if length > limit:
-            return False
-        return not isinstance(self._sock, TLSTransport) or self._sock.last_transmit <= limit
-
     def _race(self, exchange: Exchange) -> None:
         """EOF before any response byte: record whether a reset follows (the first-contact
         race, ``rules.closed_before_request``). Watched only when the verdict could be yes.
@@ -236,7 +231,9 @@ class HTTP11Connection:
         further away); at most ``rules.reset_wait``'s cap, only on this failing path.
         """
         exchange.eof_first = True
-        if exchange.watch_reset and exchange.one_segment and exchange.reused:
+        if exchange.watch_reset and exchange.one_send and exchange.reused:
+            exchange.one_segment = exchange.one_send <= resets.segment_size(self._sock)
+        if exchange.one_segment:
             wait = reset_wait(max(self.timings.connect, self._fastest_ttfb))
             exchange.reset_after_eof = resets.wait_reset(self._sock, wait)
 
