@@ -27,6 +27,7 @@ from aio_helpers import LOOPS, run
 
 from tether import ConnectionPool, Limits, ReadError, TransportError
 from tether.aio.pool import AsyncConnectionPool
+from tether.io import resets
 from tether.lifecycle.exchange import Attempts, Exchange
 from tether.lifecycle.rules import MAX_REUSED_RETRIES, CloseReason, closed_before_request
 from tether.testing import DelayProxy, TestServer
@@ -327,3 +328,35 @@ def test_reused_connection_retries_are_bounded_by_the_pool_size() -> None:
     assert not Attempts(3).retry(post, False, ReadError("maybe processed"))
     post.eof_first = post.reset_after_eof = post.one_segment = True
     assert Attempts(3).retry(post, False, ReadError("provably never arrived"))
+
+
+@pytest.mark.parametrize(
+    ("scripted", "expected"),
+    [
+        ("closed_idle", ("EOF", True)),
+        ("read_then_close", ("EOF", False)),
+        ("half_close_read", ("EOF", False)),
+        ("abort_after_read", ("ECONNRESET", False)),
+    ],
+    indirect=["scripted"],
+)
+def test_what_the_client_kernel_sees(
+    scripted: tuple[ScriptedServer, DelayProxy], expected: tuple[str, bool]
+) -> None:
+    # The argument of docs/lifecycle.md section 7a, read with a raw socket (io.resets).
+    server, proxy = scripted
+    post = b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n%s"
+    with socket.create_connection(("127.0.0.1", proxy.port), timeout=5) as sock:
+        sock.sendall(post % (5, b"first"))
+        got = b""
+        while not got.endswith(b"ok"):
+            got += sock.recv(1024)
+        _second_post_at(server)
+        sock.sendall(post % (6, b"second"))
+        try:
+            seen = "EOF" if sock.recv(1024) == b"" else "data"
+        except ConnectionResetError:
+            seen = "ECONNRESET"
+        reset = seen == "EOF" and resets.wait_reset(sock, 4 * DELAY)
+    assert (seen, reset) == expected
+    assert server.posts.count(b"second") == (0 if server.case == "closed_idle" else 1)
