@@ -43,7 +43,7 @@ from .exceptions import (
     WriteTimeout,
 )
 from .io.tls import TLSConfig
-from .lifecycle import CloseReason, Limits
+from .lifecycle import CloseReason, IdleTimeoutLearner, LearnerTable, Limits
 from .lifecycle.poolstate import PoolStats
 from .models import URL, Headers, Origin, Request, Timeout
 from .response import AsyncResponse, ConnectionInfo, Response
@@ -65,9 +65,11 @@ __all__ = [
     "ConnectionPool",
     "HTTPStatusError",
     "Headers",
+    "IdleTimeoutLearner",
     "InvalidHeader",
     "InvalidRequest",
     "InvalidURL",
+    "LearnerTable",
     "Limits",
     "NetworkError",
     "Origin",
