@@ -253,7 +253,7 @@ class AsyncHTTP11Connection(asyncio.Protocol):
                 await self._receive(request, timeout)
         except ReadError:
             if self._eof_kept:
-                await self._race(exchange)
+                await self._race(exchange, timeout.read)
             raise
         self.ttfb = exchange.ttfb = max(self._first_byte - sent_at, 0.0)
         if self.ttfb < self.rtt:
@@ -273,7 +273,7 @@ class AsyncHTTP11Connection(asyncio.Protocol):
             return False
         return self.tls[0] is None and not transport.get_write_buffer_size()
 
-    async def _race(self, exchange: Exchange) -> None:
+    async def _race(self, exchange: Exchange, read_timeout: float | None) -> None:
         """EOF came before any response byte: watch a moment for the reset that proves the
         server closed before our request arrived (``rules.closed_before_request``; see the
         sync driver for the wait). The loop no longer reads this socket: poll it."""
@@ -282,7 +282,8 @@ class AsyncHTTP11Connection(asyncio.Protocol):
         if sock is None:
             return
         loop = asyncio.get_running_loop()
-        deadline = loop.time() + reset_wait(max(self.timings.connect, self._fastest_ttfb))
+        wait = reset_wait(max(self.timings.connect, self._fastest_ttfb))
+        deadline = loop.time() + (wait if read_timeout is None else min(wait, read_timeout))
         while not resets.reset_pending(sock):
             remaining = deadline - loop.time()
             if remaining <= 0:

@@ -222,19 +222,22 @@ class HTTP11Connection:
             return early
         return None
 
-    def _race(self, exchange: Exchange) -> None:
+    def _race(self, exchange: Exchange, read_timeout: float | None) -> None:
         """EOF before any response byte: record whether a reset follows (the first-contact
         race, ``rules.closed_before_request``). Watched only when the verdict could be yes.
 
         The wait is a couple of round trips: the handshake's, or the fastest first byte if
         slower (a proxy or load balancer answers the handshake itself, the reset comes from
-        further away); at most ``rules.reset_wait``'s cap, only on this failing path.
+        further away); at most ``rules.reset_wait``'s cap and the read timeout, only on this
+        failing path.
         """
         exchange.eof_first = True
         if exchange.watch_reset and exchange.one_send and exchange.reused:
             exchange.one_segment = exchange.one_send <= resets.segment_size(self._sock)
         if exchange.one_segment:
             wait = reset_wait(max(self.timings.connect, self._fastest_ttfb))
+            if read_timeout is not None:
+                wait = min(wait, read_timeout)
             exchange.reset_after_eof = resets.wait_reset(self._sock, wait)
 
     def _early_response(self, exchange: Exchange) -> ResponseHead | None:
@@ -451,7 +454,7 @@ class HTTP11Connection:
                 exchange.response_started = True
                 reader.feed(data)
             elif reader.bytes_received == 0:
-                self._race(exchange)
+                self._race(exchange, timeout.read)
                 raise ReadError(
                     f"{self.origin} closed the connection without sending a response",
                     request=request,
