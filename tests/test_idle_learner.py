@@ -78,6 +78,22 @@ def test_only_a_replayable_request_probes_past_the_bound() -> None:
     assert learner.timeout is not None and server_deadline(learner.timeout, 0.0) >= 0.4
 
 
+def test_a_probe_that_finds_the_connection_closed_confirms_the_bound() -> None:
+    state: PoolState[Conn] = PoolState(4, False, Limits(idle_timeout=5.0), False)
+    doomed: list[tuple[Conn, CloseReason]] = []
+    state.learner.observe_idle_close(0.3)
+    order = state.checkout(0.0, False, doomed)
+    state.dialed(order, Conn(multiplexed=False), 0.0, doomed)
+    assert order.exchange is not None
+    state.finish(order.exchange, 0.0, doomed)
+    order = state.checkout(0.5, False, doomed, None, True)
+    assert order.exchange is not None and order.exchange.probe
+    state.dead_on_checkout(order, CloseReason.SERVER_CLOSED_IDLE, 0.5, doomed)
+    learner = state.learner
+    assert learner.timeout == 0.3 and learner.closes == 2
+    assert not learner.may_probe(1.0) and learner.may_probe(1.5)  # the next one waits 1 s
+
+
 # -- against a server: a mass close, then recovery -----------------------------------------------
 
 

@@ -328,9 +328,10 @@ class PoolState(Generic[C]):
         if conn.in_flight == 0:
             self.active.discard(conn)
         if exchange.probe:
-            exchange.probe = False
-            self.learner.probe_ended(now - conn.idle_since, False, 0.0, now)  # it held
-        if reason is CloseReason.SERVER_CLOSED_IDLE:
+            exchange.probe = self.learner.probing = False
+            if reason is CloseReason.SERVER_CLOSED_IDLE:
+                self._probe_ended(exchange, conn, now)  # found closed: the bound held
+        elif reason is CloseReason.SERVER_CLOSED_IDLE:
             self._learn(now - conn.idle_since)
         if conn.accepting:
             self._stop(conn, reason, doomed)
