@@ -55,7 +55,7 @@ from .exceptions import (
 )
 from .io.resolver import Resolver, system_resolver
 from .io.tls import TLSConfig
-from .lifecycle import CloseReason, Limits, trace
+from .lifecycle import CloseReason, IdleTimeoutLearner, LearnerTable, Limits, trace
 from .lifecycle.dialplan import DialAttempt
 from .lifecycle.poolstate import PoolStats
 from .lifecycle.trace import TraceEvent
@@ -87,10 +87,12 @@ __all__ = [
     "FunctionAuth",
     "HTTPStatusError",
     "Headers",
+    "IdleTimeoutLearner",
     "InvalidHeader",
     "InvalidRedirect",
     "InvalidRequest",
     "InvalidURL",
+    "LearnerTable",
     "Limits",
     "MockTransport",
     "NetworkError",

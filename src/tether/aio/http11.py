@@ -20,9 +20,18 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from ..exceptions import ReadError, ReadTimeout, TransportError, WriteError, WriteTimeout
+from ..io import resets
 from ..io.sockets import DialInfo
 from ..lifecycle.exchange import Exchange
-from ..lifecycle.rules import DRAIN_LIMIT, DRAIN_TIMEOUT, CloseReason, Limits, expiry, should_drain
+from ..lifecycle.rules import (
+    DRAIN_LIMIT,
+    DRAIN_TIMEOUT,
+    CloseReason,
+    Limits,
+    expiry,
+    reset_wait,
+    should_drain,
+)
 from ..models import Origin, Request, Timeout
 from ..protocol.http11 import ResponseHead, ResponseReader, encode_chunk, encode_request
 from ..requestbody import aiter_pieces
@@ -54,6 +63,8 @@ class AsyncHTTP11Connection(asyncio.Protocol):
         self._exchange: Exchange | None = None
         self._error: TransportError | None = None  # what broke the current exchange
         self._eof = False
+        self._eof_kept = False  # EOF before the response, transport kept to watch for a reset
+        self._fastest_ttfb = 0.0  # of all exchanges (0: none yet), for the reset's wait
         self._idle_note: CloseReason | None = None  # what an idle connection heard
         self._first_byte = 0.0
         self._taken = 0  # body bytes handed to the caller (for the read-ahead bound)
@@ -115,8 +126,18 @@ class AsyncHTTP11Connection(asyncio.Protocol):
 
     def eof_received(self) -> bool:
         self._eof = True
+        exchange, reader = self._exchange, self._reader
+        in_exchange = exchange is not None and reader is not None and self.in_flight > 0
+        if in_exchange and reader is not None and reader.bytes_received == 0:
+            assert exchange is not None
+            exchange.eof_first = True
+            if exchange.watch_reset and exchange.one_send and exchange.reused:
+                sock = self._transport.get_extra_info("socket") if self._transport else None
+                exchange.one_segment = exchange.one_send <= resets.segment_size(sock)
+            # Keep the socket open a moment to see whether a reset follows (_race).
+            self._eof_kept = exchange.one_segment
         self._ended(None)
-        return False  # let the transport close itself
+        return self._eof_kept  # otherwise let the transport close itself
 
     def connection_lost(self, exc: Exception | None) -> None:
         if not self.lost.done():
@@ -210,33 +231,66 @@ class AsyncHTTP11Connection(asyncio.Protocol):
         has_host, has_length, wants_close = headers.framing()
         url = request.url
         body = request.body
-        transport.write(
-            encode_request(
-                request.method,
-                url.target,
-                url.host_header,
-                headers.encode(),
-                body,
-                has_host=has_host,
-                has_length=has_length,
-            )
+        data = encode_request(
+            request.method,
+            url.target,
+            url.host_header,
+            headers.encode(),
+            body,
+            has_host=has_host,
+            has_length=has_length,
         )
+        transport.write(data)
         exchange.wrote_any = True
+        if exchange.watch_reset and self._one_send(transport, body):
+            exchange.one_send = len(data)
         if body is not None and not isinstance(body, bytes):
             await self._write_stream(body, request, timeout)
         elif self._wait.write_paused:
             await self._drain(request, timeout)
         exchange.sent_at = sent_at = self._clock()
-        while reader.head is None:
-            await self._receive(request, timeout)
+        try:
+            while reader.head is None:
+                await self._receive(request, timeout)
+        except ReadError:
+            if self._eof_kept:
+                await self._race(exchange, timeout.read)
+            raise
         self.ttfb = exchange.ttfb = max(self._first_byte - sent_at, 0.0)
         if self.ttfb < self.rtt:
             self.rtt = self.ttfb
+        if self._fastest_ttfb == 0.0 or self.ttfb < self._fastest_ttfb:
+            self._fastest_ttfb = self.ttfb
         head = reader.head
         self._learn(head)
         if wants_close:
             head.keep_alive = False
         return head
+
+    def _one_send(self, transport: asyncio.Transport, body: object) -> bool:
+        # All of it taken by the one send() the transport tries at once (nothing left
+        # buffered). Plain TCP only: asyncio's TLS transport hides how its records went out.
+        if body is not None and not isinstance(body, bytes):
+            return False
+        return self.tls[0] is None and not transport.get_write_buffer_size()
+
+    async def _race(self, exchange: Exchange, read_timeout: float | None) -> None:
+        """EOF came before any response byte: watch a moment for the reset that proves the
+        server closed before our request arrived (``rules.closed_before_request``; see the
+        sync driver for the wait). The loop no longer reads this socket: poll it."""
+        transport = self._transport
+        sock = transport.get_extra_info("socket") if transport is not None else None
+        if sock is None:
+            return
+        loop = asyncio.get_running_loop()
+        wait = reset_wait(max(self.timings.rtt, self._fastest_ttfb))
+        deadline = loop.time() + (wait if read_timeout is None else min(wait, read_timeout))
+        while not resets.reset_pending(sock):
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                return
+            await asyncio.sleep(min(remaining, 0.001))
+        exchange.reset_after_eof = True
 
     def _learn(self, head: ResponseHead) -> None:
         if head.keep_alive_timeout is not None:

@@ -34,7 +34,7 @@ from ..io.resolver import Resolver
 from ..io.tls import CertTypes, TLSConfig, VerifyTypes
 from ..lifecycle.exchange import Attempts, Exchange
 from ..lifecycle.poolstate import Action, Order, PoolFacts, PoolState, PoolStats
-from ..lifecycle.rules import CloseReason, Limits
+from ..lifecycle.rules import CloseReason, IdleTimeoutLearner, Limits
 from ..lifecycle.trace import (
     ConnectionClosed,
     ConnectStart,
@@ -96,6 +96,7 @@ class AsyncConnectionPool(PoolFacts):
         clock: Callable[[], float] = time.monotonic,
         trace: Tracer | None = None,
         resolver: Resolver | None = None,
+        idle_learner: IdleTimeoutLearner | None = None,
     ) -> None:
         self._resolver = resolver
         scheme = scheme.lower()
@@ -111,7 +112,13 @@ class AsyncConnectionPool(PoolFacts):
         self.headers = Headers(headers)
         self._tracer = log_tracer(trace)
         self._state: PoolState[Connection] = PoolState(
-            maxsize, block, limits, bool(self._http2), self._tracer, str(self.origin)
+            maxsize,
+            block,
+            limits,
+            bool(self._http2),
+            self._tracer,
+            str(self.origin),
+            idle_learner,
         )
         self._clock = clock
         self._requests = PoolRequests(self.origin, self.headers)
@@ -148,10 +155,10 @@ class AsyncConnectionPool(PoolFacts):
         """Send a built request on a pooled connection and return its response."""
         t = self.timeout if timeout is None else Timeout.of(timeout)
         started = self._clock()
-        attempts = Attempts()
+        attempts = Attempts(self._state.maxsize)
         while True:
             try:
-                exchange = await self._checkout(t, attempts.fresh)
+                exchange = await self._checkout(t, attempts.fresh, request.replayable)
             except RequestError as exc:  # dial or pool wait failed: this attempt sent nothing
                 exc.request = request
                 if attempts.failed is not None:  # but an earlier attempt may have reached it
@@ -196,9 +203,9 @@ class AsyncConnectionPool(PoolFacts):
 
     # -- the body around PoolState's decisions ------------------------------------------------
 
-    async def _checkout(self, t: Timeout, fresh: bool) -> Exchange:
+    async def _checkout(self, t: Timeout, fresh: bool, replayable: bool = False) -> Exchange:
         while True:
-            order = await self._order(t, fresh)
+            order = await self._order(t, fresh, replayable)
             if order.dial:
                 return await self._dial(order, t)
             exchange = order.exchange
@@ -213,13 +220,13 @@ class AsyncConnectionPool(PoolFacts):
             self._state.dead_on_checkout(order, dead, self._clock(), doomed)
             self._close_all(doomed)
 
-    async def _order(self, t: Timeout, fresh: bool) -> Order:
+    async def _order(self, t: Timeout, fresh: bool, replayable: bool = False) -> Order:
         """An order filled now, or after waiting (up to ``t.pool``) for a stream or a dial."""
         doomed: Doomed = self._settle_orphans() if self._orphans else []
         if self._state.closed:
             self._close_all(doomed)
             raise PoolClosed(f"the pool for {self.origin} is closed")
-        order = self._state.checkout(self._clock(), fresh, doomed)
+        order = self._state.checkout(self._clock(), fresh, doomed, None, replayable)
         if doomed:
             self._close_all(doomed)
         if order.action is not Action.WAIT:
@@ -294,7 +301,7 @@ class AsyncConnectionPool(PoolFacts):
         conn: Connection = exchange.conn
         if not conn.multiplexed:
             conn.accepting = False
-            conn.stop_reason = _reason_for(exc)
+            conn.stop_reason = exchange.close_reason(_reason_for(exc))
         elif self._tracer is not None:
             self._reset(exchange, type(exc).__name__)
         self._finish(exchange)

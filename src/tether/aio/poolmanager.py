@@ -13,6 +13,7 @@ from typing import Any
 from ..exceptions import PoolClosed
 from ..io.tls import CertTypes, TLSConfig, VerifyTypes
 from ..lifecycle.poolstate import PoolStats
+from ..lifecycle.rules import LearnerTable
 from ..models import HeaderInput, Origin, Request, Timeout, TimeoutTypes, parse_url
 from ..requestbody import FormTypes
 from ..response import AsyncResponse
@@ -46,6 +47,8 @@ class AsyncPoolManager:
         self._pools: OrderedDict[PoolKey, AsyncConnectionPool] = OrderedDict()
         self._closed = False
         self._retired = PoolStats(0, 0, 0, 0, 0, 0, 0, {})
+        # One idle-timeout learner per origin, whatever the TLS settings: one server.
+        self.learners = LearnerTable(max(256, 4 * self.num_pools))
         self._evicted: list[AsyncConnectionPool] = []
 
     def pool_for(self, origin: Origin, tls: TLSConfig | None = None) -> AsyncConnectionPool:
@@ -67,6 +70,7 @@ class AsyncPoolManager:
             origin.scheme,
             verify=tls.verify if tls else True,
             cert=tls.cert if tls else None,
+            idle_learner=self.learners.get(origin),
             **self._pool_kwargs,
         )
         self._pools[key] = pool

@@ -59,7 +59,8 @@ class Session(SessionDefaults, Closing):
         pool_maxsize: idle connections kept per origin (more may open under load).
         pool_block: wait for a free connection instead of opening extra ones.
         num_pools: origins whose pools are kept.
-        limits: idle timeout, max lifetime and max requests per connection.
+        limits: idle timeout, max lifetime and max requests per connection, and whether a
+            request the server provably never saw is sent again (``retry_closed_before_request``).
         watch_idle: close idle sockets as soon as the server closes them.
         http2: ``True`` offers HTTP/2 to https servers by ALPN (the server chooses per
             connection; one HTTP/2 connection carries the requests of every thread);

@@ -69,6 +69,9 @@ class TLSTransport(socket.socket):
         self._unsent = b""  # ciphertext a non-blocking send could not hand to the kernel
         self._eof = False
         self._broken: OSError | None = None  # a write failed mid-record: the stream is lost
+        # Ciphertext bytes the latest blocking transmit handed to one sendall (0: none yet):
+        # whether a request went out in one TCP segment (lifecycle.rules.closed_before_request).
+        self.last_transmit = 0
 
     # -- set-up ---------------------------------------------------------------------------
 
@@ -237,6 +240,7 @@ class TLSTransport(socket.socket):
                 sent = 0
             self._unsent = data[sent:]
             return
+        self.last_transmit = len(data)
         try:
             _sendall(self, data)
         except OSError as exc:  # a timeout too: part of a record may have gone out

@@ -4,6 +4,22 @@
 reasons); ``poolstate`` the pool's bookkeeping that the threaded and asyncio bodies drive.
 """
 
-from .rules import CloseReason, IdleTimeoutLearner, Limits, expiry, should_retry
+from .rules import (
+    CloseReason,
+    IdleTimeoutLearner,
+    LearnerTable,
+    Limits,
+    closed_before_request,
+    expiry,
+    should_retry,
+)
 
-__all__ = ["CloseReason", "IdleTimeoutLearner", "Limits", "expiry", "should_retry"]
+__all__ = [
+    "CloseReason",
+    "IdleTimeoutLearner",
+    "LearnerTable",
+    "Limits",
+    "closed_before_request",
+    "expiry",
+    "should_retry",
+]

@@ -38,7 +38,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Generic, Protocol, TypeVar
 
 from .exchange import Exchange
-from .rules import CloseReason, IdleTimeoutLearner, Limits
+from .rules import CloseReason, IdleTimeoutLearner, Limits, expiry
 from .trace import (
     ConnectionReused,
     GoawayReceived,
@@ -84,10 +84,13 @@ class Action(enum.Enum):
 class Order:
     """A request waiting for a connection: filled by a freed stream or a completed dial."""
 
-    __slots__ = ("dial", "exchange", "fresh", "needs_check", "wake")
+    __slots__ = ("dial", "exchange", "fresh", "needs_check", "replayable", "wake")
 
-    def __init__(self, fresh: bool, wake: Callable[[], None] | None) -> None:
+    def __init__(
+        self, fresh: bool, wake: Callable[[], None] | None, replayable: bool = False
+    ) -> None:
         self.fresh = fresh  # a retry: not an idle connection, they may be stale too
+        self.replayable = replayable  # may probe a connection idle past the learned bound
         self.wake = wake  # called (under the caller's lock) when filled while waiting
         self.exchange: Exchange | None = None
         self.dial = False
@@ -201,7 +204,9 @@ class PoolState(Generic[C]):
     """Connections, waiting orders, limits and counters of one pool. Not thread-safe by itself.
 
     ``multiplexing``: the pool may get HTTP/2 connections (ALPN or prior knowledge), so dials
-    are single-flight until the first one says which protocol the server speaks.
+    are single-flight until the first one says which protocol the server speaks. ``learner``:
+    the origin's idle-timeout learner, shared with the other pools of the origin (a pool
+    manager's ``LearnerTable``); a pool of its own otherwise.
     """
 
     def __init__(
@@ -212,6 +217,7 @@ class PoolState(Generic[C]):
         multiplexing: bool,
         tracer: Tracer | None = None,
         origin: str = "",
+        learner: IdleTimeoutLearner | None = None,
     ) -> None:
         self.maxsize = max(1, maxsize)
         self.tracer = tracer  # see lifecycle.trace: the events decided here are emitted here
@@ -226,7 +232,8 @@ class PoolState(Generic[C]):
         self.dialing_shared = 0  # dials that may yield a multiplexed connection
         self.single_flight = multiplexing
         self.closed = False
-        self.learner = IdleTimeoutLearner()
+        self.learner = learner if learner is not None else IdleTimeoutLearner()
+        self._generation = self.learner.generation  # the bound this pool's deadlines used
         self.opened = self.requests = self.reuses = self.retries = 0
         self.goaways = self.unprocessed_retries = self.peak_streams = 0
         self.closes: Counter[CloseReason] = Counter()
@@ -235,10 +242,21 @@ class PoolState(Generic[C]):
     # -- getting a connection -----------------------------------------------------------------
 
     def checkout(
-        self, now: float, fresh: bool, doomed: Doomed[C], wake: Callable[[], None] | None = None
+        self,
+        now: float,
+        fresh: bool,
+        doomed: Doomed[C],
+        wake: Callable[[], None] | None = None,
+        replayable: bool = False,
     ) -> Order:
-        """An order for a connection: filled now (REUSE or DIAL) or queued (WAIT)."""
-        order = Order(fresh, wake)
+        """An order for a connection: filled now (REUSE or DIAL) or queued (WAIT).
+
+        ``replayable``: the request may be sent again if its connection is dead, so it may
+        probe an idle connection past the learned idle timeout (``IdleTimeoutLearner``).
+        """
+        if self.learner.generation != self._generation:
+            self._refresh_deadlines()  # another pool of this origin learned a new bound
+        order = Order(fresh, wake, replayable)
         if not self._fill(order, now, doomed):
             self.waiters.append(order)
         return order
@@ -273,6 +291,11 @@ class PoolState(Generic[C]):
             while idle:
                 conn = idle.pop()
                 if now >= conn.expires_at:
+                    if self._may_probe(order, conn, now):
+                        self._assign(order, conn, now, was_idle=True)
+                        assert order.exchange is not None
+                        order.exchange.probe = self.learner.probing = True
+                        return True
                     doomed.append((conn, self._count_close(conn.expiry_reason)))
                     continue
                 self._assign(order, conn, now, was_idle=True)
@@ -290,6 +313,20 @@ class PoolState(Generic[C]):
         if self.single_flight:
             self.dialing_shared += 1
         return True
+
+    def _may_probe(self, order: Order, conn: C, now: float) -> bool:
+        # For a replayable request, on a connection retired by the learned bound only, idle
+        # well past the bound (``PROBE_FACTOR``): where the hypothesis predicts a close for
+        # sure. Below the bound a probe tests nothing; just past it, it would often meet the
+        # very close the bound's margin avoids, and cost a retried request.
+        if conn.expiry_reason is not CloseReason.LEARNED_IDLE_TIMEOUT or not order.replayable:
+            return False
+        learner = self.learner
+        if not learner.may_probe(now) or learner.timeout is None:
+            return False
+        if now - conn.idle_since <= learner.timeout * learner.PROBE_FACTOR:
+            return False
+        return now < expiry(conn, self.limits, None)[0]  # type: ignore[arg-type]
 
     def _fit_for_more(self, conn: C, now: float, doomed: Doomed[C]) -> bool:
         # A busy multiplexed connection has no idle deadline; the request limit and the
@@ -316,7 +353,8 @@ class PoolState(Generic[C]):
         if conn.in_flight > self.peak_streams:
             self.peak_streams = conn.in_flight
         idle_time = now - conn.idle_since if was_idle else 0.0
-        order.exchange = Exchange(conn, conn.requests, conn.in_flight, idle_time)
+        exchange = order.exchange = Exchange(conn, conn.requests, conn.in_flight, idle_time)
+        exchange.watch_reset = self.limits.retry_closed_before_request and not conn.multiplexed
         if self.tracer is not None and conn.requests > 1:
             self.tracer(ConnectionReused(now, self.origin, conn.id, idle_time, conn.requests))
         order.needs_check = was_idle
@@ -337,7 +375,11 @@ class PoolState(Generic[C]):
         conn.requests -= 1
         if conn.in_flight == 0:
             self.active.discard(conn)
-        if reason is CloseReason.SERVER_CLOSED_IDLE:
+        if exchange.probe:
+            exchange.probe = self.learner.probing = False
+            if reason is CloseReason.SERVER_CLOSED_IDLE:
+                self._probe_ended(exchange, conn, now)  # found closed: the bound held
+        elif reason is CloseReason.SERVER_CLOSED_IDLE:
             self._learn(now - conn.idle_since)
         if conn.accepting:
             self._stop(conn, reason, doomed)
@@ -374,6 +416,13 @@ class PoolState(Generic[C]):
         oldest waiting order or, once empty, back to the idle stack if there is room.
         """
         conn: C = exchange.conn
+        if exchange.probe:
+            exchange.probe = False
+            self._probe_ended(exchange, conn, now)
+        elif exchange.reused and exchange.eof_first and not exchange.response_started:
+            # EOF instead of an answer on a connection that had sat idle: an idle close, seen
+            # the hard way (whether or not the reset proved the request never arrived).
+            self._learn(exchange.idle_time)
         conn.in_flight -= 1
         if conn.in_flight == 0:
             self.active.discard(conn)
@@ -552,12 +601,21 @@ class PoolState(Generic[C]):
         return reason
 
     def _learn(self, idle_seconds: float) -> None:
-        before = self.learner.timeout
         self.learner.observe_idle_close(idle_seconds)
-        if self.learner.timeout != before:
-            # A new bound: every idle connection's deadline may move closer.
-            for conn in self.idle:
-                conn.go_idle(conn.idle_since, self.limits, self.learner.timeout)
+        if self.learner.generation != self._generation:
+            self._refresh_deadlines()  # a new bound: every idle connection's deadline moves
+
+    def _probe_ended(self, exchange: Exchange, conn: C, now: float) -> None:
+        # Answered after that long idle: the bound was wrong; not answered: it held.
+        rtt = float(getattr(conn, "rtt", 0.0))
+        self.learner.probe_ended(exchange.idle_time, exchange.response_started, rtt, now)
+        if self.learner.generation != self._generation:
+            self._refresh_deadlines()
+
+    def _refresh_deadlines(self) -> None:
+        self._generation = self.learner.generation
+        for conn in self.idle:
+            conn.go_idle(conn.idle_since, self.limits, self.learner.timeout)
 
 
 class PoolFacts:

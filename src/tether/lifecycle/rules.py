@@ -8,17 +8,23 @@ answers, and tests can ask with any clock they like. docs/lifecycle.md explains 
 from __future__ import annotations
 
 import enum
+from collections import OrderedDict
+from collections.abc import Hashable
 from dataclasses import dataclass
 from typing import Protocol
 
 __all__ = [
     "DRAIN_LIMIT",
     "DRAIN_TIMEOUT",
+    "MAX_REUSED_RETRIES",
     "CloseReason",
     "ConnectionRecord",
     "IdleTimeoutLearner",
+    "LearnerTable",
     "Limits",
+    "closed_before_request",
     "expiry",
+    "reset_wait",
     "should_drain",
     "should_retry",
 ]
@@ -46,6 +52,9 @@ class CloseReason(enum.Enum):
     POOL_CLOSED = "pool closed"
     GOAWAY = "server sent GOAWAY (HTTP/2): no new streams, closed once its streams ended"
     PING_TIMEOUT = "no answer to a PING on a connection that had been silent (HTTP/2)"
+    SERVER_CLOSED_BEFORE_REQUEST = (
+        "server closed the connection before our request arrived (FIN, then a reset for it)"
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,11 +66,15 @@ class Limits:
             server's announced ``Keep-Alive: timeout`` or the learned one.
         max_lifetime: retire a connection this old, idle or not (None: no limit).
         max_requests: retire a connection after this many requests (None: no limit).
+        retry_closed_before_request: on Linux, send a request again (whatever its method) when
+            its reused connection proves the server closed before the request arrived (FIN,
+            then a reset for our bytes: ``closed_before_request``). False turns it off.
     """
 
     idle_timeout: float | None = 5.0
     max_lifetime: float | None = None
     max_requests: int | None = None
+    retry_closed_before_request: bool = True
 
 
 # How much earlier than the server's deadline we retire: the request needs a one-way trip to
@@ -125,25 +138,102 @@ def expiry(
 class IdleTimeoutLearner:
     """Learns how long an origin lets a connection sit idle when it does not say so.
 
-    Each time a server closes a connection that sat idle for ``t`` seconds, its idle timeout is
-    at most ``t``; the learner keeps the smallest such bound. Closes after less than
-    ``MIN_LEARNABLE`` seconds are not taken as idle timeouts (they are more likely a request
-    limit or a restart), so that one early close cannot disable reuse.
+    A learned bound is a hypothesis. Each time a server closes a connection that sat idle for
+    ``t`` seconds, its idle timeout is at most ``t``: the learner keeps the smallest such bound
+    (closes after less than ``MIN_LEARNABLE`` seconds are more likely a request limit or a
+    restart, and are not learned). One mass close (a restart, a failover) would then hold the
+    bound down for ever, so the bound is also *tested*: a connection idle well past it
+    (``PROBE_FACTOR`` times, and within every other limit) may carry one *probe*, a request
+    that may be sent again anyway (``Request.replayable``), one at a time per origin. A probe
+    answered after ``s`` seconds idle refutes the bound: it is raised so that connections idle
+    up to ``s`` are reused by every request. A probe that finds the connection closed confirms
+    the bound; the next probe waits ``PROBE_SPACING`` seconds, doubled after each confirmation
+    in a row (at most ``PROBE_SPACING_MAX``), so a bound that is right costs few retried
+    requests. Only requests that could be retried on a dead connection ever ride an unproven
+    idle time, so probing cannot lose a POST.
+
+    Shared by every pool of one origin (``LearnerTable``): pools with different TLS settings
+    talk to one server. ``generation`` changes with the bound, so pools can refresh deadlines.
     """
 
     MIN_LEARNABLE = 0.2
+    PROBE_FACTOR = 1.25  # probe only connections idle this many times the bound, or longer
+    PROBE_SPACING = 1.0
+    PROBE_SPACING_MAX = 300.0
 
-    __slots__ = ("timeout",)
+    __slots__ = (
+        "closes",
+        "confirmed",
+        "generation",
+        "next_probe",
+        "probes",
+        "probing",
+        "timeout",
+    )
 
     def __init__(self) -> None:
         self.timeout: float | None = None
+        self.generation = 0
+        self.probing = False  # a probe is in flight
+        self.next_probe = 0.0  # no probe before this clock reading (after a failed one)
+        self.closes = 0  # idle closes learned from (the bound's confirmations)
+        self.probes = 0  # probes that survived (the bound's refutations)
+        self.confirmed = 0  # probes in a row that found the connection closed
 
     def observe_idle_close(self, idle_seconds: float) -> None:
         """The server closed a connection after it had been idle ``idle_seconds``."""
         if idle_seconds < self.MIN_LEARNABLE:
             return
+        self.closes += 1
         if self.timeout is None or idle_seconds < self.timeout:
             self.timeout = idle_seconds
+            self.generation += 1
+
+    def may_probe(self, now: float) -> bool:
+        """May a replayable request ride a connection idle past the learned bound now?"""
+        return self.timeout is not None and not self.probing and now >= self.next_probe
+
+    def probe_ended(self, idle_seconds: float, answered: bool, rtt: float, now: float) -> None:
+        """A probe ended: the server answered after ``idle_seconds`` idle, or it did not."""
+        self.probing = False
+        if not answered:
+            spacing = self.PROBE_SPACING * 2.0 ** min(self.confirmed, 20)
+            self.confirmed += 1
+            self.next_probe = now + min(spacing, self.PROBE_SPACING_MAX)
+            self.observe_idle_close(idle_seconds)
+            return
+        self.confirmed = 0
+        # The bound that lets every request reuse a connection idle up to ``idle_seconds``:
+        # server_deadline() of it is exactly what survived.
+        raised = (idle_seconds + 2.0 * rtt + _MARGIN_FIXED) / (1.0 - _MARGIN_FRACTION)
+        if self.timeout is not None and raised > self.timeout:
+            self.timeout = raised
+            self.probes += 1
+            self.generation += 1
+
+
+class LearnerTable:
+    """One ``IdleTimeoutLearner`` per origin, shared by the pools of a pool manager.
+
+    The least recently used origins are forgotten beyond ``size``; a pool keeps its learner
+    while it lives, so forgetting only drops what no pool uses any more.
+    """
+
+    def __init__(self, size: int = 256) -> None:
+        self.size = max(1, size)
+        self._learners: OrderedDict[Hashable, IdleTimeoutLearner] = OrderedDict()
+
+    def get(self, origin: Hashable) -> IdleTimeoutLearner:
+        """The learner for ``origin`` (scheme, host, port), created if needed."""
+        learners = self._learners
+        learner = learners.get(origin)
+        if learner is None:
+            learner = learners[origin] = IdleTimeoutLearner()
+            while len(learners) > self.size:
+                learners.popitem(last=False)
+        else:
+            learners.move_to_end(origin)
+        return learner
 
 
 def should_retry(
@@ -158,6 +248,35 @@ def should_retry(
     if not reused or response_started:
         return False
     return not wrote_any or replayable
+
+
+# A reset may follow the server's FIN by a round trip (our bytes went out, its kernel answered):
+# wait this many round-trip estimates, plus a fixed allowance for scheduling, and no longer.
+_RESET_RTTS = 2.0
+_RESET_FIXED = 0.005
+_RESET_MAX = 1.0
+
+
+def reset_wait(rtt: float) -> float:
+    """How long to watch for a reset after an EOF that came before any response byte."""
+    return min(_RESET_RTTS * max(rtt, 0.0) + _RESET_FIXED, _RESET_MAX)
+
+
+def closed_before_request(
+    *, reused: bool, eof_before_response: bool, reset_after_eof: bool, one_segment: bool
+) -> bool:
+    """Did the server provably close the connection before our request reached it?
+
+    A server that closed an idle connection answers the bytes that arrive afterwards with a
+    reset: the client reads EOF (the FIN), then within about a round trip sees the reset. A
+    server that read the request and then closed sends the FIN and no reset; one that aborts
+    after reading sends a reset without a FIN (a read error, not EOF). If all of the request
+    went out in one send that fits one TCP segment, the server cannot have read a prefix of it
+    before the FIN while the rest drew the reset. Then the request never reached the server
+    application and may be sent again whatever its method. Only on a reused connection: a new
+    one that closes at once is a real refusal (docs/lifecycle.md has the argument).
+    """
+    return reused and eof_before_response and reset_after_eof and one_segment
 
 
 # A response closed early is drained (and its HTTP/1.1 connection kept) only if this little is
@@ -187,3 +306,8 @@ def should_drain(
 # refuses everything. Generous: a server sending GOAWAY every 7 requests to 16 threads bounces
 # about 9 streams per connection, and an unlucky request can lose several rounds in a row.
 MAX_UNPROCESSED_RETRIES = 20
+
+# Go retries while each failure is on a reused connection. tether too, but each such retry
+# asks for a new connection, and a pool holds at most maxsize reused ones that could all be
+# stale: maxsize + 1 attempts reach a fresh connection whatever happens. Capped for huge pools.
+MAX_REUSED_RETRIES = 10

@@ -24,11 +24,19 @@ from ..exceptions import (
     WriteError,
     WriteTimeout,
 )
-from ..io import forksafety
+from ..io import forksafety, resets
 from ..io.sockets import DialInfo, idle_socket_state
 from ..io.tlsbio import TLSTransport
 from ..lifecycle.exchange import Exchange
-from ..lifecycle.rules import DRAIN_LIMIT, DRAIN_TIMEOUT, CloseReason, Limits, expiry, should_drain
+from ..lifecycle.rules import (
+    DRAIN_LIMIT,
+    DRAIN_TIMEOUT,
+    CloseReason,
+    Limits,
+    expiry,
+    reset_wait,
+    should_drain,
+)
 from ..models import Origin, Request, Timeout
 from ..protocol.http11 import ResponseHead, ResponseReader, encode_chunk, encode_request
 
@@ -74,6 +82,7 @@ class HTTP11Connection:
         self.requests = 0
         # Round-trip estimate: the TCP handshake, then the fastest first byte seen.
         self.rtt = timings.rtt  # the winner's handshake: no race delay
+        self._fastest_ttfb = 0.0  # of all exchanges (0: none yet); see _race
         self.server_timeout: float | None = None
         self.server_max: int | None = None
         self.expires_at = float("inf")
@@ -159,6 +168,8 @@ class HTTP11Connection:
             self._receive(exchange, reader, request, timeout)
         if self.ttfb < self.rtt:
             self.rtt = self.ttfb  # the fastest exchange seen: least server think time in it
+        if self._fastest_ttfb == 0.0 or self.ttfb < self._fastest_ttfb:
+            self._fastest_ttfb = self.ttfb
         head = reader.head
         if head.keep_alive_timeout is not None:
             self.server_timeout = head.keep_alive_timeout
@@ -184,9 +195,14 @@ class HTTP11Connection:
         (a 413 or 401 refusing an upload), as curl and httpcore report it."""
         body = request.body
         try:
-            self._write(exchange, data, timeout.write)
+            whole = self._write(exchange, data, timeout.write)
             if body is not None and not isinstance(body, bytes):
+                whole = False
                 self._write_stream(exchange, _pieces(body), declared, timeout.write)
+            if exchange.watch_reset and whole:
+                sock = self._sock  # TLS: the one record's ciphertext is what must fit
+                tls = isinstance(sock, TLSTransport)
+                exchange.one_send = sock.last_transmit if tls else len(data)  # type: ignore[attr-defined]
         except _BodyFailed as failed:
             raise failed.error from None  # the caller's body failed (a disk read), as it is
         except (TimeoutError, BlockingIOError):  # BlockingIOError: a kernel timeout
@@ -205,6 +221,24 @@ class HTTP11Connection:
                 ) from None
             return early
         return None
+
+    def _race(self, exchange: Exchange, read_timeout: float | None) -> None:
+        """EOF before any response byte: record whether a reset follows (the first-contact
+        race, ``rules.closed_before_request``). Watched only when the verdict could be yes.
+
+        The wait is a couple of round trips: the handshake's, or the fastest first byte if
+        slower (a proxy or load balancer answers the handshake itself, the reset comes from
+        further away); at most ``rules.reset_wait``'s cap and the read timeout, only on this
+        failing path.
+        """
+        exchange.eof_first = True
+        if exchange.watch_reset and exchange.one_send and exchange.reused:
+            exchange.one_segment = exchange.one_send <= resets.segment_size(self._sock)
+        if exchange.one_segment:
+            wait = reset_wait(max(self.timings.rtt, self._fastest_ttfb))
+            if read_timeout is not None:
+                wait = min(wait, read_timeout)
+            exchange.reset_after_eof = resets.wait_reset(self._sock, wait)
 
     def _early_response(self, exchange: Exchange) -> ResponseHead | None:
         """The head of a response that had already arrived when a write failed, if any."""
@@ -345,8 +379,9 @@ class HTTP11Connection:
         timeval = struct.pack("ll", whole, int((seconds - whole) * 1e6))
         self._sock.setsockopt(socket.SOL_SOCKET, which, timeval)
 
-    def _write(self, exchange: Exchange, data: bytes, timeout: float | None) -> None:
+    def _write(self, exchange: Exchange, data: bytes, timeout: float | None) -> bool:
         """Send all of ``data`` within ``timeout`` seconds, however many send calls it takes.
+        True if the first call took all of it.
 
         A socket's timeout (SO_SNDTIMEO, or Python's for TLS) bounds each send call, and a
         slow reader lets each one make a little progress: so the remaining time is set again
@@ -357,7 +392,7 @@ class HTTP11Connection:
         sent = self._sock.send(data)
         exchange.wrote_any = True
         if sent == len(data):
-            return
+            return True
         view = memoryview(data)
         deadline = None if timeout is None else started + timeout
         which = socket.SO_SNDTIMEO
@@ -370,6 +405,7 @@ class HTTP11Connection:
             sent += self._sock.send(view[sent:])
         if deadline is not None:
             self._set_timeout(which, timeout)  # the next write starts with the whole timeout
+        return False
 
     def _write_stream(
         self, exchange: Exchange, body: Iterable[bytes], declared: int | None, timeout: float | None
@@ -418,6 +454,7 @@ class HTTP11Connection:
                 exchange.response_started = True
                 reader.feed(data)
             elif reader.bytes_received == 0:
+                self._race(exchange, timeout.read)
                 raise ReadError(
                     f"{self.origin} closed the connection without sending a response",
                     request=request,

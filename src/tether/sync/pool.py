@@ -40,7 +40,7 @@ from ..io.watcher import Callback, watcher
 from ..lifecycle.coalescing import may_coalesce
 from ..lifecycle.exchange import Attempts, Exchange
 from ..lifecycle.poolstate import Action, Order, PoolFacts, PoolState, PoolStats
-from ..lifecycle.rules import CloseReason, Limits
+from ..lifecycle.rules import CloseReason, IdleTimeoutLearner, Limits
 from ..lifecycle.trace import (
     ConnectionClosed,
     ConnectStart,
@@ -90,6 +90,9 @@ class ConnectionPool(PoolFacts, Closing):
             thread doing the work; it must be quick and must not raise).
         resolver: ``resolver(host, port) -> IP address strings`` used instead of
             ``getaddrinfo`` (see ``io.resolver``); its addresses are raced (happy eyeballs).
+        idle_learner: the origin's idle-timeout learner, to share what one pool learned from
+            the server's closes with the origin's other pools (a pool manager passes its
+            ``LearnerTable``'s); a pool learns on its own without one.
     """
 
     def __init__(
@@ -110,6 +113,7 @@ class ConnectionPool(PoolFacts, Closing):
         clock: Callable[[], float] = time.monotonic,
         trace: Tracer | None = None,
         resolver: Resolver | None = None,
+        idle_learner: IdleTimeoutLearner | None = None,
     ) -> None:
         self.origin: Origin = Origin.of(scheme, host, port)  # "::1" and "[::1]" alike
         self._resolver = resolver
@@ -122,7 +126,13 @@ class ConnectionPool(PoolFacts, Closing):
         self.headers = Headers(headers)
         self._tracer = log_tracer(trace)
         self._state: PoolState[Connection] = PoolState(
-            maxsize, block, limits, bool(self._http2), self._tracer, str(self.origin)
+            maxsize,
+            block,
+            limits,
+            bool(self._http2),
+            self._tracer,
+            str(self.origin),
+            idle_learner,
         )
         self._watch = watch_idle and watcher.available
         self._clock = clock
@@ -138,6 +148,7 @@ class ConnectionPool(PoolFacts, Closing):
         A new lock too: another thread of the parent may have held this one at the fork.
         """
         state = self._state
+        state.learner.probing = False  # a probe in flight was the parent's
         self._state = PoolState(
             state.maxsize,
             state.block,
@@ -145,6 +156,7 @@ class ConnectionPool(PoolFacts, Closing):
             bool(self._http2),
             state.tracer,
             state.origin,
+            state.learner,
         )
         self._lock = threading.Lock()
         self._orphans = []
@@ -203,10 +215,10 @@ class ConnectionPool(PoolFacts, Closing):
         request.framing()  # refuse a request-smuggling shape before taking a connection
         t = self.timeout if timeout is None else Timeout.of(timeout)
         started = self._clock()
-        attempts = Attempts()
+        attempts = Attempts(self._state.maxsize)
         while True:
             try:
-                exchange = self._checkout(t, attempts.fresh)
+                exchange = self._checkout(t, attempts.fresh, request.replayable)
             except RequestError as exc:  # dial or pool wait failed: this attempt sent nothing
                 exc.request = request
                 if attempts.failed is not None:  # but an earlier attempt may have reached it
@@ -254,9 +266,9 @@ class ConnectionPool(PoolFacts, Closing):
 
     # -- the body around PoolState's decisions ------------------------------------------------
 
-    def _checkout(self, t: Timeout, fresh: bool) -> Exchange:
+    def _checkout(self, t: Timeout, fresh: bool, replayable: bool = False) -> Exchange:
         while True:
-            order = self._order(t, fresh)
+            order = self._order(t, fresh, replayable)
             exchange = order.exchange
             if order.dial:
                 return self._dial(order, t)
@@ -278,7 +290,7 @@ class ConnectionPool(PoolFacts, Closing):
                 self._state.dead_on_checkout(order, dead, self._clock(), doomed)
             self._close_all(doomed)
 
-    def _order(self, t: Timeout, fresh: bool) -> Order:
+    def _order(self, t: Timeout, fresh: bool, replayable: bool = False) -> Order:
         """An order filled now, or after waiting (up to ``t.pool``) for a stream or a dial."""
         doomed: list[tuple[Connection, CloseReason]] = []
         try:
@@ -287,7 +299,7 @@ class ConnectionPool(PoolFacts, Closing):
                     doomed += self._settle_orphans()
                 if self._state.closed:
                     raise PoolClosed(f"the pool for {self.origin} is closed")
-                order = self._state.checkout(self._clock(), fresh, doomed)
+                order = self._state.checkout(self._clock(), fresh, doomed, None, replayable)
                 if order.action is Action.WAIT:  # filled later, under this lock: wake us then
                     ready = threading.Event()
                     order.wake = ready.set
@@ -386,7 +398,7 @@ class ConnectionPool(PoolFacts, Closing):
         conn: Connection = exchange.conn
         if not conn.multiplexed:
             conn.accepting = False
-            conn.stop_reason = _reason_for(exc)
+            conn.stop_reason = exchange.close_reason(_reason_for(exc))
         elif self._tracer is not None:
             self._reset(exchange, type(exc).__name__)
         self._finish(exchange)

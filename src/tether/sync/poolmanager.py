@@ -11,6 +11,7 @@ from ..closing import Closing
 from ..exceptions import PoolClosed
 from ..io.sockets import resolve
 from ..io.tls import CertTypes, TLSConfig, VerifyTypes
+from ..lifecycle.rules import LearnerTable
 from ..models import HeaderInput, Origin, Request, Timeout, TimeoutTypes, parse_url
 from ..requestbody import FormTypes
 from ..response import Response
@@ -57,6 +58,8 @@ class PoolManager(Closing):
         self._lock = threading.Lock()
         self._closed = False
         self._retired = PoolStats(0, 0, 0, 0, 0, 0, 0, {})
+        # One idle-timeout learner per origin, whatever the TLS settings: one server.
+        self.learners = LearnerTable(max(256, 4 * self.num_pools))
         self._last: tuple[Origin, TLSConfig | None, ConnectionPool] | None = None
         self.coalesce = coalesce
         self._coalesced: dict[tuple[Origin, TLSConfig | None], ConnectionPool] = {}
@@ -87,6 +90,7 @@ class PoolManager(Closing):
                 origin.scheme,
                 verify=tls.verify if tls else True,
                 cert=tls.cert if tls else None,
+                idle_learner=self.learners.get(origin),
                 **self._pool_kwargs,
             )
             self._pools[key] = pool

@@ -892,9 +892,15 @@ class DelayProxy(_Listener):
             self._connection_closed()
 
     def _relay(self, client: socket.socket, upstream: socket.socket) -> bool:
-        """Forward until both directions saw FIN; True if the sockets must be reset."""
+        """Forward until both directions saw FIN; True if the sockets must be reset.
+
+        A side that sent FIN is still watched for a reset (POLLERR): a server that closed
+        resets the request that reaches it afterwards, and the client must see that reset
+        too, after the FIN, as it would without the proxy.
+        """
         assert self._wake is not None
-        peer = {client: upstream, upstream: client}
+        peer = {client.fileno(): upstream, upstream.fileno(): client}
+        by_fd = {client.fileno(): client, upstream.fileno(): upstream}
         # Per destination: (due time, data); b"" stands for FIN and None for RST.
         pending: dict[socket.socket, deque[tuple[float, bytes | None]]] = {
             client: deque(),
@@ -903,36 +909,48 @@ class DelayProxy(_Listener):
         fin_sent: set[socket.socket] = set()
         for s in (client, upstream):
             s.settimeout(5.0)  # recv only runs when readable; this bounds sendall
-        with selectors.DefaultSelector() as sel:
-            sel.register(client, selectors.EVENT_READ, client)
-            sel.register(upstream, selectors.EVENT_READ, upstream)
-            sel.register(self._wake[0], selectors.EVENT_READ, None)
-            while len(fin_sent) < 2:
-                dues = [q[0][0] for q in pending.values() if q]
-                timeout = max(0.0, min(dues) - time.monotonic()) if dues else None
-                for key, _ in sel.select(timeout):
-                    src: socket.socket | None = key.data
-                    if src is None:
-                        return True  # stopping
-                    data: bytes | None
+        poller = select.poll()
+        wake_fd = self._wake[0].fileno()
+        poller.register(wake_fd, select.POLLIN)
+        for fd in by_fd:
+            poller.register(fd, select.POLLIN)
+        while len(fin_sent) < 2:
+            dues = [q[0][0] for q in pending.values() if q]
+            timeout = max(0.0, min(dues) - time.monotonic()) if dues else None
+            wait_ms = None if timeout is None else int(timeout * 1000) + 1
+            for fd, events in poller.poll(wait_ms):
+                if fd == wake_fd:
+                    return True  # stopping
+                src = by_fd[fd]
+                data: bytes | None
+                if events & select.POLLIN:
                     try:
                         data = src.recv(65536)
                     except OSError:
                         data = None
-                    pending[peer[src]].append((time.monotonic() + self.delay, data))
-                    if not data:
-                        sel.unregister(src)
-                now = time.monotonic()
-                for dst, queue in pending.items():
-                    while queue and queue[0][0] <= now:
-                        item = queue.popleft()[1]
-                        if item is None:
-                            return True  # the other side was reset: reset this one too
-                        if item:
-                            dst.sendall(item)
-                        else:
-                            _raw_shutdown(dst, socket.SHUT_WR)
-                            fin_sent.add(dst)
+                else:  # after its FIN: POLLERR is a reset, POLLHUP alone a finished socket
+                    error = src.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+                    poller.unregister(fd)
+                    if not error:
+                        continue
+                    data = None
+                pending[peer[fd]].append((time.monotonic() + self.delay, data))
+                if data == b"":
+                    poller.modify(fd, 0)  # errors only from now on
+                elif data is None:
+                    with contextlib.suppress(KeyError):
+                        poller.unregister(fd)
+            now = time.monotonic()
+            for dst, queue in pending.items():
+                while queue and queue[0][0] <= now:
+                    item = queue.popleft()[1]
+                    if item is None:
+                        return True  # the other side was reset: reset this one too
+                    if item:
+                        dst.sendall(item)
+                    else:
+                        _raw_shutdown(dst, socket.SHUT_WR)
+                        fin_sent.add(dst)
         return False
 
 
