@@ -22,6 +22,8 @@
     │   │   │   └── H2ProtocolError  an HTTP/2 connection error; carries the wire .error_code
     │   │   └── StreamReset    HTTP/2: the server reset the stream (.error_code); the
     │   │                      connection carries on for the other requests
+    │   ├── DecodingError       the body's Content-Encoding data is damaged or undecodable
+    │   │   └── DecompressionLimitError  it decodes to more than DecodeLimits allow
     │   └── (every RequestError carries .request, .origin and .may_have_reached_server)
     ├── StreamError               a response body was used in a way it cannot be
     │   ├── StreamConsumed
@@ -48,6 +50,8 @@ if TYPE_CHECKING:
 __all__ = [
     "ConnectError",
     "ConnectTimeout",
+    "DecodingError",
+    "DecompressionLimitError",
     "H2ProtocolError",
     "HTTPStatusError",
     "InvalidHeader",
@@ -212,6 +216,16 @@ class StreamReset(TransportError):
     ) -> None:
         super().__init__(message, request=request, may_have_reached_server=may_have_reached_server)
         self.error_code = error_code
+
+
+class DecodingError(RequestError):
+    """The response body could not be decoded (damaged or truncated gzip, deflate, br or
+    zstd data, or a coding this installation lacks); requests' ``ContentDecodingError``."""
+
+
+class DecompressionLimitError(DecodingError):
+    """The body decodes to more, or expands more, than ``DecodeLimits`` allow: refused at the
+    limit, never held in memory whole (a decompression bomb)."""
 
 
 class StreamError(TetherError):
