@@ -16,6 +16,7 @@ FLOORS = {
     "closing": 0,
     "requestbody": 0,
     "response": 0,
+    "decoding": 0,
     "protocol": 1,
     "lifecycle": 2,
     "io": 3,

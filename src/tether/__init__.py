@@ -17,9 +17,12 @@ from .aio.pool import AsyncConnectionPool
 from .aio.poolmanager import AsyncPoolManager
 from .client.asession import AsyncSession
 from .client.session import Session, delete, get, head, options, patch, post, put, request
+from .decoding import ACCEPT_ENCODING, DecodeLimits
 from .exceptions import (
     ConnectError,
     ConnectTimeout,
+    DecodingError,
+    DecompressionLimitError,
     HTTPStatusError,
     InvalidHeader,
     InvalidRequest,
@@ -46,13 +49,14 @@ from .io.tls import TLSConfig
 from .lifecycle import CloseReason, Limits
 from .lifecycle.poolstate import PoolStats
 from .models import URL, Headers, Origin, Request, Timeout
-from .response import AsyncResponse, ConnectionInfo, Response
+from .response import AsyncResponse, ConnectionInfo, RawBody, Response
 from .sync.pool import ConnectionPool
 from .sync.poolmanager import PoolManager
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "ACCEPT_ENCODING",
     "URL",
     "AsyncConnectionPool",
     "AsyncPoolManager",
@@ -63,6 +67,9 @@ __all__ = [
     "ConnectTimeout",
     "ConnectionInfo",
     "ConnectionPool",
+    "DecodeLimits",
+    "DecodingError",
+    "DecompressionLimitError",
     "HTTPStatusError",
     "Headers",
     "InvalidHeader",
@@ -75,6 +82,7 @@ __all__ = [
     "PoolManager",
     "PoolStats",
     "PoolTimeout",
+    "RawBody",
     "ReadError",
     "ReadTimeout",
     "RemoteProtocolError",

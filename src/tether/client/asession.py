@@ -11,6 +11,7 @@ from typing import Any
 
 from ..aio.connect import HTTP2Mode
 from ..aio.poolmanager import AsyncPoolManager
+from ..decoding import DecodeLimits
 from ..io.tls import CertTypes, VerifyTypes
 from ..lifecycle.poolstate import PoolStats
 from ..lifecycle.rules import Limits
@@ -44,8 +45,10 @@ class AsyncSession:
         limits: Limits = Limits(),
         watch_idle: bool = True,
         http2: HTTP2Mode = False,
+        decode_limits: DecodeLimits = DecodeLimits(),
     ) -> None:
         self.headers = default_headers(headers)
+        self.decode_limits = decode_limits
         self._manager = AsyncPoolManager(
             num_pools,
             maxsize=pool_maxsize,
@@ -76,7 +79,11 @@ class AsyncSession:
             method, url, self.headers, params=params, data=data, json=json, headers=headers
         )
         tls = tls_override(self._manager.tls, verify, cert)
-        return await self._manager.send(req, timeout, stream, tls)
+        response = await self._manager.send(req, timeout, stream, tls)
+        response.decode_limits = self.decode_limits
+        if not stream:
+            response.read()  # decode now: a damaged or oversized body raises here
+        return response
 
     async def get(self, url: str | URL, **kwargs: Any) -> AsyncResponse:
         """GET ``url``."""

@@ -11,6 +11,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from ..closing import Closing
+from ..decoding import DecodeLimits
 from ..io.tls import CertTypes, VerifyTypes
 from ..lifecycle.poolstate import PoolStats
 from ..lifecycle.rules import Limits
@@ -42,6 +43,8 @@ class Session(Closing):
             ``"prior-knowledge"`` also speaks HTTP/2 (h2c) to plain-http servers.
         coalesce: let https hosts share an HTTP/2 connection when one verified certificate
             covers them and they resolve to the same address (RFC 9113 §9.1.1); off by default.
+        decode_limits: how far a compressed body may expand (``DecodeLimits``): past them the
+            body raises ``DecompressionLimitError`` instead of filling memory.
     """
 
     def __init__(
@@ -58,8 +61,10 @@ class Session(Closing):
         watch_idle: bool = True,
         http2: HTTP2Mode = False,
         coalesce: bool = False,
+        decode_limits: DecodeLimits = DecodeLimits(),
     ) -> None:
         self.headers = default_headers(headers)
+        self.decode_limits = decode_limits
         self._manager = PoolManager(
             num_pools,
             maxsize=pool_maxsize,
@@ -98,6 +103,9 @@ class Session(Closing):
         )
         tls = tls_override(self._manager.tls, verify, cert)
         response: Response = self._manager.send(req, timeout, stream, tls)
+        response.decode_limits = self.decode_limits
+        if not stream:
+            response.read()  # decode now: a damaged or oversized body raises here, as in requests
         return response
 
     def get(self, url: str | URL, **kwargs: Any) -> Response:
