@@ -38,6 +38,9 @@ __all__ = [
 ]
 
 
+_DEFAULT_LIMITS = DecodeLimits()
+
+
 class ConnectionFacts(Protocol):
     """What ``ConnectionInfo`` reads from the connection that carried a response."""
 
@@ -221,7 +224,7 @@ class Response(Closing):
         self.request = request
         self.connection_info = connection_info
         self.elapsed_seconds = elapsed
-        self.decode_limits = DecodeLimits()
+        self.decode_limits = _DEFAULT_LIMITS
         self._head = head
         self._headers: Headers | None = None
         self._source = source
