@@ -248,6 +248,16 @@ def test_damaged_gzip_is_a_typed_error_never_a_short_body(
         assert s.get(test_server.url + "/echo").status == 200  # the pool carries on
 
 
+@needs["zstd"]
+def test_zstd_window_past_rfc_9659_is_refused(test_server: TestServer) -> None:
+    # A decoder's window is memory it must allocate whatever the body's size: 64 MiB here.
+    big_window = {decoding._zstd.CompressionParameter.window_log: 26}
+    wire = decoding._zstd.compress(BODY * 100, options=big_window)
+    url = _serve(test_server, "/zw", [("Content-Encoding", "zstd")], wire)
+    with tether.Session() as s, pytest.raises(tether.DecodingError, match="8 MiB window"):
+        s.get(url)
+
+
 @pytest.mark.parametrize(("method", "status"), [("HEAD", 200), ("GET", 204), ("GET", 304)])
 def test_bodyless_responses_have_nothing_to_decode(
     test_server: TestServer, method: str, status: int

@@ -219,7 +219,8 @@ class _Zstd:
                 if out:
                     yield out
         except _zstd.ZstdError as exc:
-            raise DecodingError(f"invalid zstd data: {exc}") from None
+            window = " (more than the 8 MiB window RFC 9659 allows)" if "memory" in str(exc) else ""
+            raise DecodingError(f"invalid zstd data: {exc}{window}") from None
 
     def finish(self) -> None:
         if self._fed and not self._d.eof:
