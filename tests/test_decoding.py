@@ -198,6 +198,16 @@ def test_coding_is_undone_async(
     run(main())
 
 
+def test_pool_responses_decode_like_urllib3s(test_server: TestServer) -> None:
+    # A pool sends no Accept-Encoding of its own, but decodes what comes, as urllib3 does.
+    wire = gzip.compress(BODY)
+    _serve(test_server, "/p", [("Content-Encoding", "gzip")], wire)
+    with tether.ConnectionPool("127.0.0.1", test_server.port) as pool:
+        r = pool.request("GET", "/p")
+        assert r.data == BODY
+        assert b"".join(r.iter_raw()) == wire
+
+
 def test_accept_encoding_names_exactly_what_is_installed(test_server: TestServer) -> None:
     with tether.Session() as s:
         sent = dict(s.get(test_server.url + "/echo").json()["headers"])
