@@ -402,6 +402,7 @@ class LineSplitter(Generic[AnyStr]):
 # -- charsets -------------------------------------------------------------------------------
 
 DETECT_MIN = 256  # below this a charset detector guesses wrong more often than windows-1252
+DETECT_SAMPLE = 64 * 1024  # enough to tell; detecting over megabytes would take seconds
 _LATIN1_FALLBACK = "tether.latin1-fallback"
 
 
@@ -442,7 +443,7 @@ def detect_charset(content: bytes) -> str | None:
     detector = _optional("charset_normalizer")
     if detector is None:
         return None
-    best = detector.from_bytes(content).best()
+    best = detector.from_bytes(content[:DETECT_SAMPLE]).best()
     return None if best is None or not known_codec(best.encoding) else str(best.encoding)
 
 
