@@ -6,10 +6,12 @@ from __future__ import annotations
 
 import gzip
 import io
+import itertools
 import json
 import shutil
 from collections.abc import Iterator
 from datetime import timedelta
+from typing import Any
 
 import pytest
 from aio_helpers import run
@@ -266,3 +268,25 @@ def test_bool_is_ok_and_raise_for_status_as_requests(
         r.raise_for_status()
     assert str(caught.value) == f"{status} {kind}: {r.reason} for url: {r.url}"
     assert caught.value.response is r
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        b"a\r\nb\n\nc\rd\r\r\n",
+        b"a\r\n\nb",
+        b"\r\n\r\n",
+        b"x\ry\n",
+        "\u00e9\r\n\u2028z\x0c".encode(),
+        b"no end",
+    ],
+)
+def test_line_splitting_does_not_depend_on_where_the_body_was_cut(text: bytes) -> None:
+    # Every way of cutting the body in three gives the lines splitlines() finds in the whole.
+    def split(pieces: list[Any]) -> list[Any]:
+        splitter = decoding.LineSplitter[Any]()
+        return [line for p in pieces for line in splitter.push(p)] + splitter.flush()
+
+    for body in (text, text.decode()):
+        for i, j in itertools.combinations(range(len(body) + 1), 2):
+            assert split([body[:i], body[i:j], body[j:]]) == body.splitlines()

@@ -363,8 +363,10 @@ class LineSplitter(Generic[AnyStr]):
         """The lines that ``piece`` completes."""
         if self._delimiter is not None:
             return self._split(piece, self._delimiter)
-        if self._after_cr and piece[:1] in ("\n", b"\n"):
-            piece = piece[1:]
+        if self._after_cr and piece:
+            self._after_cr = False
+            if piece[:1] in ("\n", b"\n"):
+                piece = piece[1:]
         if not piece:
             return []
         lines: list[AnyStr] = []
