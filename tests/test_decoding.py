@@ -198,6 +198,31 @@ def test_coding_is_undone_async(
     run(main())
 
 
+@pytest.mark.parametrize(("name", "values", "encode"), CODINGS)
+def test_decoder_byte_by_byte_and_every_truncation(
+    name: str, values: list[str], encode: Callable[[bytes], bytes]
+) -> None:
+    small = BODY[:3000]
+    wire = encode(small)
+    codings = decoding.codings_of(values)
+    decoder = decoding.Decoder(codings, DecodeLimits())
+    pieces = [out for i in range(len(wire)) for out in decoder.feed(wire[i : i + 1])]
+    decoder.finish()
+    assert b"".join(pieces) == small
+    if name == "gzip-two-members":
+        return  # cut between its members it is a complete gzip body of the first part
+
+    def decodes(data: bytes) -> bool:
+        try:
+            decoding.decode_all(data, codings, DecodeLimits())
+        except tether.DecodingError:
+            return False
+        return True
+
+    # Never a short body: every cut of the encoded bytes (but none at all) is an error.
+    assert [cut for cut in range(1, len(wire)) if decodes(wire[:cut])] == []
+
+
 def test_pool_responses_decode_like_urllib3s(test_server: TestServer) -> None:
     # A pool sends no Accept-Encoding of its own, but decodes what comes, as urllib3 does.
     wire = gzip.compress(BODY)

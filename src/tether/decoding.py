@@ -166,7 +166,7 @@ class _Zlib:
                 data = d.unused_data  # the input past the end (the tail is empty now)
                 if not data.strip(b"\x00"):  # zero padding after the end is harmless
                     return
-                if not (self._gzip and data.startswith(b"\x1f\x8b")):
+                if not (self._gzip and b"\x1f\x8b".startswith(data[:2])):  # another member?
                     extra = len(data)
                     raise DecodingError(f"{extra} bytes after the end of the {self._coding} data")
                 self._d = zlib.decompressobj(zlib.MAX_WBITS | 16)  # the next gzip member
