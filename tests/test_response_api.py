@@ -191,6 +191,15 @@ def test_raw_is_a_file_of_the_bytes_as_sent(
         assert r.content == body
         with pytest.raises(tether.StreamConsumed):
             list(r.iter_raw())
+    with session.get(url, stream=True) as r:  # requests' idiom for saving a decoded body
+        r.raw.decode_content = True
+        out = io.BytesIO()
+        shutil.copyfileobj(r.raw, out)
+        assert out.getvalue() == body
+    with session.get(url, stream=True) as r:
+        assert r.raw.read(10, decode_content=True) == body[:10]
+        with pytest.raises(tether.StreamError, match="decode_content"):
+            r.raw.read(10, decode_content=False)
 
 
 # -- async ------------------------------------------------------------------------------------

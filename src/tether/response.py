@@ -437,9 +437,10 @@ class Response(Closing):
     @property
     def raw(self) -> RawBody:
         """A binary file object over the body as received (requests' ``r.raw``: for
-        ``r.raw.read(n)`` or ``shutil.copyfileobj``), Content-Encoding not undone."""
+        ``r.raw.read(n)`` or ``shutil.copyfileobj``), Content-Encoding not undone unless its
+        ``decode_content`` is set (see `RawBody`)."""
         if self._rawfile is None:
-            self._rawfile = RawBody(self.iter_raw(), self)
+            self._rawfile = RawBody(self)
         return self._rawfile
 
     # -- inside -------------------------------------------------------------------------------
@@ -561,20 +562,37 @@ def _as_bytes(delimiter: str | bytes | None) -> bytes | None:
 
 
 class RawBody(io.RawIOBase):
-    """``Response.raw``: the undecoded body as a readable binary file; ``close()`` closes the
-    response (and so releases its connection)."""
+    """``Response.raw``: the body as received, as a readable binary file.
 
-    def __init__(self, pieces: Iterator[bytes], response: Response) -> None:
+    As with urllib3's (requests' ``r.raw``), ``decode_content = True`` or
+    ``read(n, decode_content=True)`` before the first read gives the decoded body instead
+    (the requests idiom for ``shutil.copyfileobj(r.raw, f)``); once reading has begun it
+    cannot change. ``close()`` closes the response (and so releases its connection).
+    """
+
+    def __init__(self, response: Response) -> None:
         super().__init__()
-        self._pieces = pieces
         self._response = response
+        self._pieces: Iterator[bytes] | None = None
         self._piece = memoryview(b"")
+        self.decode_content = False
 
     def readable(self) -> bool:
         return True
 
+    def read(self, size: int = -1, decode_content: bool | None = None) -> bytes | None:
+        """Up to ``size`` bytes (all that is left with -1); b"" at the end."""
+        if decode_content is not None and decode_content != self.decode_content:
+            if self._pieces is not None:
+                raise StreamError("decode_content cannot change once the body is being read")
+            self.decode_content = decode_content
+        return super().read(size)
+
     def readinto(self, buffer: Any) -> int:
         """Fill ``buffer`` with up to its size of body bytes; 0 at the end."""
+        if self._pieces is None:
+            r = self._response
+            self._pieces = r.iter_bytes() if self.decode_content else r.iter_raw()
         while not self._piece:
             piece = next(self._pieces, None)
             if piece is None:
