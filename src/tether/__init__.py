@@ -6,7 +6,7 @@
     ...     r.status, r.connection_info.reused
 
 The layers, bottom up (each package's docstring says what it owns; imports point down only):
-``models``, ``exceptions``, ``response``; ``protocol`` (sans-I/O HTTP/1.1 and HTTP/2);
+``models``, ``exceptions``, ``decoding``, ``response``; ``protocol`` (sans-I/O HTTP/1.1 and HTTP/2);
 ``lifecycle`` (every reuse rule and the pool's decisions); ``io`` (sockets, TLS, the watcher);
 ``sync`` and ``aio`` (the threaded and asyncio bodies: connections, pool, pool manager);
 ``client`` (Session, AsyncSession);
