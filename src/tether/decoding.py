@@ -39,7 +39,7 @@ __all__ = [
     "known_codec",
 ]
 
-PIECE = 64 * 1024  # the most one decode step returns: the bound on memory while streaming
+PIECE = 64 * 1024  # about the most one decode step returns: memory's bound while streaming
 _MIB = 1024 * 1024
 
 
@@ -77,12 +77,14 @@ def _optional(*names: str) -> Any:
 
 
 def _brotli_module() -> Any:
-    module = _optional("brotli", "brotlicffi")
-    try:  # only a version that can bound its output (1.2+) is safe to advertise
-        module.Decompressor().process(b"", output_buffer_limit=1)
-    except Exception:
-        return None
-    return module
+    for name in ("brotli", "brotlicffi"):
+        module = _optional(name)
+        try:  # only a version that can bound its output (1.2+) is safe to use
+            module.Decompressor().process(b"", output_buffer_limit=1)
+        except Exception:
+            continue
+        return module
+    return None
 
 
 _brotli = _brotli_module()
