@@ -17,6 +17,7 @@ FLOORS = {
     "cookiejar": 0,
     "requestbody": 0,
     "response": 0,
+    "decoding": 0,
     "protocol": 1,
     "lifecycle": 2,
     "io": 3,

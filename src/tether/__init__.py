@@ -6,7 +6,7 @@
     ...     r.status, r.connection_info.reused
 
 The layers, bottom up (each package's docstring says what it owns; imports point down only):
-``models``, ``exceptions``, ``response``; ``protocol`` (sans-I/O HTTP/1.1 and HTTP/2);
+``models``, ``exceptions``, ``decoding``, ``response``; ``protocol`` (sans-I/O HTTP/1.1 and HTTP/2);
 ``lifecycle`` (every reuse rule and the pool's decisions); ``io`` (sockets, TLS, the watcher);
 ``sync`` and ``aio`` (the threaded and asyncio bodies: connections, pool, pool manager);
 ``client`` (Session, AsyncSession);
@@ -21,10 +21,13 @@ from .client.retry import Retry
 from .client.session import Session, delete, get, head, options, patch, post, put, request
 from .client.transports import AsyncMockTransport, MockTransport, build_response
 from .cookiejar import Cookies
+from .decoding import ACCEPT_ENCODING, DecodeLimits
 from .exceptions import (
     BodyNotReplayable,
     ConnectError,
     ConnectTimeout,
+    DecodingError,
+    DecompressionLimitError,
     HTTPStatusError,
     InvalidHeader,
     InvalidRedirect,
@@ -60,13 +63,14 @@ from .lifecycle.dialplan import DialAttempt
 from .lifecycle.poolstate import PoolStats
 from .lifecycle.trace import TraceEvent
 from .models import URL, Headers, Origin, Request, Timeout
-from .response import AsyncResponse, ConnectionInfo, Response
+from .response import AsyncResponse, ConnectionInfo, RawBody, Response
 from .sync.pool import ConnectionPool
 from .sync.poolmanager import PoolManager
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "ACCEPT_ENCODING",
     "URL",
     "AsyncConnectionPool",
     "AsyncMockTransport",
@@ -82,6 +86,9 @@ __all__ = [
     "ConnectionInfo",
     "ConnectionPool",
     "Cookies",
+    "DecodeLimits",
+    "DecodingError",
+    "DecompressionLimitError",
     "DialAttempt",
     "DigestAuth",
     "FunctionAuth",
@@ -102,6 +109,7 @@ __all__ = [
     "PoolStats",
     "PoolTimeout",
     "ProxiesNotSupported",
+    "RawBody",
     "ReadError",
     "ReadTimeout",
     "RedirectError",

@@ -33,6 +33,8 @@ keeps working. The right-hand column names what requests (and httpx) raise for t
     │   │   ├── TooManyRedirects    TooManyRedirects             TooManyRedirects
     │   │   ├── InvalidRedirect     InvalidSchema                UnsupportedProtocol
     │   │   └── BodyNotReplayable   UnrewindableBodyError        StreamConsumed
+    │   ├── DecodingError           ContentDecodingError         DecodingError
+    │   │   └── DecompressionLimitError  ContentDecodingError    DecodingError
     │   └── (every RequestError carries .request, .origin and .may_have_reached_server)
     ├── StreamError                 StreamConsumedError          StreamError
     │   ├── StreamConsumed          StreamConsumedError          StreamConsumed
@@ -73,6 +75,8 @@ __all__ = [
     "BodyNotReplayable",
     "ConnectError",
     "ConnectTimeout",
+    "DecodingError",
+    "DecompressionLimitError",
     "H2ProtocolError",
     "HTTPStatusError",
     "InvalidHeader",
@@ -251,6 +255,16 @@ class StreamReset(TransportError):
     ) -> None:
         super().__init__(message, request=request, may_have_reached_server=may_have_reached_server)
         self.error_code = error_code
+
+
+class DecodingError(RequestError):
+    """The response body could not be decoded (damaged or truncated gzip, deflate, br or
+    zstd data, or a coding this installation lacks); requests' ``ContentDecodingError``."""
+
+
+class DecompressionLimitError(DecodingError):
+    """The body decodes to more, or expands more, than ``DecodeLimits`` allow: refused at the
+    limit, never held in memory whole (a decompression bomb)."""
 
 
 class StreamError(TetherError):

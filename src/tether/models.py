@@ -80,8 +80,13 @@ def _netloc(host: str) -> str:
     return f"[{host.replace('%', '%25')}]" if ":" in host else host
 
 
-class URL:
-    """An absolute http(s) URL, parsed and validated once.
+class URL(str):
+    """An absolute http(s) URL, parsed and validated once; a ``str`` of its normalised form.
+
+    Being a str, it goes wherever a URL string went (requests' ``r.url`` is one):
+    ``r.url == "http://h/x"``, ``r.url.startswith("https:")``, ``"/x" in r.url``, ``r.url +
+    "?a=1"``, ``json.dumps(r.url)``, dict keys (the hash is the string's). Two URLs are equal
+    when their text and their credentials are.
 
     ``target`` is the request-target as it goes on the wire (path and query, percent-encoded;
     a ``%`` that starts no ``%XX`` escape is sent as ``%25``; the fragment is dropped, with
@@ -89,19 +94,24 @@ class URL:
     ``[fe80::1%25eth0]``, is used to connect but not sent: RFC 6874).
 
     Userinfo (``http://user:pass@host/``) becomes ``auth``, which a Request sends as Basic
-    authorization; it never appears in ``str()``, ``repr()`` or an error message.
+    authorization; it is never part of the text, so never in ``str()``, ``repr()`` or an error.
 
     A backslash in the authority is refused: WHATWG parsers read it as ``/``
     (``http://a.example\\@b.example/`` goes to a.example), RFC 3986 parsers as userinfo (to
     b.example); a URL that means different hosts to different parsers is an attack.
     """
 
-    __slots__ = ("_text", "auth", "host_header", "origin", "target")
+    __slots__ = ("auth", "host_header", "origin", "target")
 
-    def __init__(self, url: str) -> None:
+    origin: Origin
+    target: str
+    auth: tuple[str, str] | None
+    host_header: str
+
+    def __new__(cls, url: str) -> URL:
         if not isinstance(url, str):
             raise InvalidURL(f"URL must be a str, not {type(url).__name__}")
-        url = url.strip(" ")
+        url = str.strip(url, " ")
         shown = _redact(url)
         # urlsplit silently strips CR, LF and tab (bpo-43882), so look before it does.
         if _BAD_URL.search(url):
@@ -128,15 +138,16 @@ class URL:
         path = quote(_BARE_PERCENT.sub("%25", parts.path or "/"), safe=_SAFE_PATH)
         query = quote(_BARE_PERCENT.sub("%25", parts.query), safe=_SAFE_QUERY)
         target = f"{path}?{query}" if parts.query else path
-        self.origin = Origin(scheme, host, port)
-        self.target = target
-        self.auth: tuple[str, str] | None = None
-        if parts.username is not None or parts.password is not None:
-            self.auth = (unquote(parts.username or ""), unquote(parts.password or ""))
         netloc = _netloc(host)
         port_part = f":{port}" if port != DEFAULT_PORTS[scheme] else ""
+        self = super().__new__(cls, f"{scheme}://{netloc}{port_part}{target}")
+        self.origin = Origin(scheme, host, port)
+        self.target = target
+        self.auth = None
+        if parts.username is not None or parts.password is not None:
+            self.auth = (unquote(parts.username or ""), unquote(parts.password or ""))
         self.host_header = (f"[{host.partition('%')[0]}]" if ":" in host else host) + port_part
-        self._text = f"{scheme}://{netloc}{port_part}{target}"
+        return self
 
     @classmethod
     def from_parts(cls, origin: Origin, target: str) -> URL:
@@ -151,7 +162,7 @@ class URL:
         if not encoded:
             return self
         joiner = "&" if "?" in self.target else "?"
-        url = URL(f"{self._text}{joiner}{encoded}")
+        url = URL(f"{self}{joiner}{encoded}")
         url.auth = self.auth
         return url
 
@@ -162,17 +173,21 @@ class URL:
         user, password = self.auth
         return "Basic " + b64encode(f"{user}:{password}".encode()).decode("ascii")
 
-    def __str__(self) -> str:
-        return self._text
-
     def __repr__(self) -> str:
-        return f"URL({self._text!r})"
+        return f"URL({str(self)!r})"
 
     def __eq__(self, other: object) -> bool:
-        return isinstance(other, URL) and other._text == self._text and other.auth == self.auth
+        if isinstance(other, URL) and other.auth != self.auth:
+            return False
+        return str.__eq__(self, other)
 
-    def __hash__(self) -> int:
-        return hash(self._text)
+    def __ne__(self, other: object) -> bool:  # str's own __ne__ would ignore ``auth``
+        return not self == other
+
+    __hash__ = str.__hash__
+
+    def __getnewargs__(self) -> tuple[str]:  # copy and pickle: parse the text again
+        return (str(self),)
 
 
 def _redact(url: str) -> str:

@@ -2,14 +2,29 @@
 
 from __future__ import annotations
 
-import codecs
+import io
 import json as jsonlib
 from collections.abc import AsyncIterator, Iterator
-from typing import Any, Protocol, Self
+from datetime import timedelta
+from typing import Any, AnyStr, Literal, Protocol, Self, overload
 
 from .closing import Closing
 from .cookiejar import Cookies
-from .exceptions import HTTPStatusError, StreamClosed, StreamConsumed, StreamError
+from .decoding import (
+    DecodeLimits,
+    Decoder,
+    LineSplitter,
+    Rechunker,
+    TextDecoder,
+    charset_of,
+    check_chunk_size,
+    codings_of,
+    decode_all,
+    decode_text,
+    detect_charset,
+    known_codec,
+)
+from .exceptions import DecodingError, HTTPStatusError, StreamClosed, StreamConsumed, StreamError
 from .models import URL, Headers, Request
 
 __all__ = [
@@ -18,9 +33,13 @@ __all__ = [
     "BodySource",
     "ConnectionFacts",
     "ConnectionInfo",
+    "RawBody",
     "Response",
     "ResponseHead",
 ]
+
+
+_DEFAULT_LIMITS = DecodeLimits()
 
 
 class ConnectionFacts(Protocol):
@@ -182,6 +201,11 @@ class Response(Closing):
     Unless it was requested with ``stream=True``, the body is already read and the connection
     is back in the pool. A streamed response holds its connection until the body is read to the
     end or the response is closed (``with`` closes it).
+
+    The body is decoded as its Content-Encoding says (gzip, deflate, br, zstd; see
+    `tether.decoding`) within ``decode_limits``: ``content``, ``text``, ``iter_bytes()`` and
+    the rest give decoded bytes, ``iter_raw()`` and ``raw`` the bytes as received.
+    ``bool(response)`` is ``response.ok``, as in requests.
     """
 
     __slots__ = (
@@ -190,11 +214,14 @@ class Response(Closing):
         "_encoding",
         "_head",
         "_headers",
+        "_raw",
+        "_rawfile",
         "_source",
         "_stream_used",
         "_trailers",
         "connection_info",
-        "elapsed",
+        "decode_limits",
+        "elapsed_seconds",
         "history",
         "http_version",
         "next",
@@ -216,11 +243,14 @@ class Response(Closing):
         self.http_version = head.http_version
         self.request = request
         self.connection_info = connection_info
-        self.elapsed = elapsed
+        self.elapsed_seconds = elapsed
+        self.decode_limits = _DEFAULT_LIMITS
         self._head = head
         self._headers: Headers | None = None
         self._source = source
-        self._content = content
+        self._raw = content  # the whole body as received (None: streamed)
+        self._content: bytes | None = None  # the body decoded, once it was
+        self._rawfile: RawBody | None = None
         self._encoding: str | None = None
         self._stream_used = False
         self._trailers = trailers
@@ -254,6 +284,7 @@ class Response(Closing):
 
     @property
     def url(self) -> URL:
+        """The URL that was requested: a `URL`, which is a str."""
         return self.request.url
 
     @property
@@ -274,16 +305,26 @@ class Response(Closing):
         return self.status in (301, 302, 303, 307, 308) and "location" in self.headers
 
     @property
+    def elapsed(self) -> timedelta:
+        """From sending the request to the response head, as requests' ``timedelta``
+        (``elapsed_seconds`` is the same as a float)."""
+        return timedelta(seconds=self.elapsed_seconds)
+
+    @property
     def ok(self) -> bool:
+        """True unless the status is 4xx or 5xx."""
+        return self.status < 400
+
+    def __bool__(self) -> bool:
         return self.status < 400
 
     def raise_for_status(self) -> Response:
-        """Raise HTTPStatusError for a 4xx or 5xx status; return the response otherwise."""
+        """Raise HTTPStatusError for a 4xx or 5xx status (requests' message); return the
+        response otherwise (so ``s.get(url).raise_for_status().json()`` works)."""
         if self.status >= 400:
-            kind = "client error" if self.status < 500 else "server error"
+            kind = "Client Error" if self.status < 500 else "Server Error"
             raise HTTPStatusError(
-                f"{self.status} {self.reason} ({kind}) for {self.request.method} {self.url}",
-                response=self,
+                f"{self.status} {kind}: {self.reason} for url: {self.url}", response=self
             )
         return self
 
@@ -291,32 +332,24 @@ class Response(Closing):
 
     @property
     def content(self) -> bytes:
-        """The whole body (read now if streamed and not yet read)."""
-        if self._content is None:
-            self.read()
-        assert self._content is not None
-        return self._content
+        """The whole body, decoded (read now if streamed and not yet read)."""
+        content = self._content
+        return self.read() if content is None else content
 
     data = content  # urllib3's name
 
     @property
     def text(self) -> str:
-        """The body decoded as a str; never raises.
+        """The body decoded as a str; only a damaged compressed body makes it raise.
 
         With an ``encoding`` (set by you, or a charset in Content-Type that Python knows),
         bytes that do not decode become U+FFFD. Without one (no charset, or one Python does not
-        know, such as ``x-unknown``): UTF-8 if the whole body is valid UTF-8, otherwise
-        windows-1252, the WHATWG reading of "latin-1", and ISO-8859-1 for the five bytes
-        windows-1252 leaves undefined, so every byte becomes a character.
+        know, such as ``x-unknown``): UTF-8 if the whole body is valid UTF-8, else the charset
+        charset_normalizer detects if it is installed and the body is long enough to tell
+        (256 bytes), else windows-1252, the WHATWG reading of "latin-1", with ISO-8859-1 for
+        the five bytes windows-1252 leaves undefined, so every byte becomes a character.
         """
-        content = self.content
-        encoding = self.encoding
-        if encoding is not None:
-            return content.decode(encoding, errors="replace")
-        try:
-            return content.decode("utf-8")
-        except UnicodeDecodeError:
-            return content.decode("cp1252", errors=_LATIN1_FALLBACK)
+        return decode_text(self.content, self.encoding)
 
     @property
     def encoding(self) -> str | None:
@@ -328,64 +361,191 @@ class Response(Closing):
         """
         if self._encoding is not None:
             return self._encoding
-        ctype = self.headers.get("content-type", "")
-        for param in ctype.split(";")[1:]:
-            key, _, value = param.partition("=")
-            charset = value.strip().strip('"').strip()
-            if key.strip().lower() == "charset" and charset:
-                return charset if _known_codec(charset) else None
-        return None
+        return charset_of(self.headers.get("content-type", ""))
 
     @encoding.setter
     def encoding(self, value: str | None) -> None:
-        if value is not None and not _known_codec(value):
+        if value is not None and not known_codec(value):
             raise LookupError(f"unknown encoding {value!r}")
         self._encoding = value
+
+    @property
+    def apparent_encoding(self) -> str:
+        """The charset ``text`` would guess for this body if none were declared."""
+        content = self.content
+        try:
+            content.decode("utf-8")
+            return "utf-8"
+        except UnicodeDecodeError:
+            return detect_charset(content) or "windows-1252"
 
     def json(self, **kwargs: Any) -> Any:
         """The body parsed as JSON."""
         return jsonlib.loads(self.content, **kwargs)
 
     def read(self) -> bytes:
-        """Read the rest of a streamed body, store it and release the connection."""
+        """The whole body, decoded: a streamed one is read to the end (releasing the
+        connection) and stored. DecodingError if it cannot be decoded."""
         if self._content is None:
-            if self._stream_used:
-                raise StreamConsumed("the body was already consumed by iter_bytes()")
-            self._content = b"".join(self._iter_source())
+            if self._raw is not None:
+                self._content = self._decode_whole(self._raw)
+            elif self._stream_used:
+                raise StreamConsumed("the body was already consumed by iteration")
+            else:
+                self._content = b"".join(self._decoded(self._iter_source()))
         return self._content
 
     def iter_bytes(self, chunk_size: int | None = None) -> Iterator[bytes]:
-        """Yield the body in pieces as it arrives (re-chunked to ``chunk_size`` if given).
+        """Yield the decoded body in pieces as it arrives (re-chunked to ``chunk_size`` if
+        given; ``chunk_size`` must be a positive int: ValueError now, not at the first next)."""
+        return _rechunked(self._pieces(), check_chunk_size(chunk_size))
 
-        ``chunk_size`` must be a positive int (ValueError now, not at the first ``next``).
+    def iter_raw(self, chunk_size: int | None = None) -> Iterator[bytes]:
+        """Yield the body as received, Content-Encoding not undone (see ``iter_bytes``)."""
+        return _rechunked(self._raw_pieces(), check_chunk_size(chunk_size))
+
+    def iter_text(self, chunk_size: int | None = None) -> Iterator[str]:
+        """Yield the body as text as it arrives (``chunk_size``: bytes per piece decoded);
+        the charset as ``text`` chooses it, from the first piece when none is declared."""
+        return _texts(self.iter_bytes(chunk_size), self.encoding)
+
+    @overload
+    def iter_lines(
+        self,
+        chunk_size: int | None = ...,
+        decode_unicode: Literal[False] = ...,
+        delimiter: bytes | None = ...,
+    ) -> Iterator[bytes]: ...
+
+    @overload
+    def iter_lines(
+        self, chunk_size: int | None, decode_unicode: Literal[True], delimiter: str | None = ...
+    ) -> Iterator[str]: ...
+
+    @overload
+    def iter_lines(
+        self,
+        chunk_size: int | None = ...,
+        *,
+        decode_unicode: Literal[True],
+        delimiter: str | None = ...,
+    ) -> Iterator[str]: ...
+
+    def iter_lines(
+        self,
+        chunk_size: int | None = None,
+        decode_unicode: bool = False,
+        delimiter: str | bytes | None = None,
+    ) -> Iterator[bytes] | Iterator[str]:
+        """Yield the body line by line, line ends dropped: bytes, or str with
+        ``decode_unicode=True`` (requests' API). Lines end at ``delimiter``, or where
+        ``splitlines()`` says; a ``\r\n`` split across two reads is one line end. Each line
+        is yielded as soon as it has arrived (``chunk_size`` only bounds each read).
         """
-        if chunk_size is not None and (
-            isinstance(chunk_size, bool) or not isinstance(chunk_size, int) or chunk_size < 1
-        ):
-            raise ValueError(f"chunk_size must be a positive int or None, not {chunk_size!r}")
-        return self._iter_bytes(chunk_size)
+        if decode_unicode:
+            return _lines(self.iter_text(chunk_size), _as_str(delimiter))
+        return _lines(self.iter_bytes(chunk_size), _as_bytes(delimiter))
 
-    def _iter_bytes(self, chunk_size: int | None) -> Iterator[bytes]:
+    @overload
+    def iter_content(
+        self, chunk_size: int | None = ..., decode_unicode: Literal[False] = ...
+    ) -> Iterator[bytes]: ...
+
+    @overload
+    def iter_content(
+        self, chunk_size: int | None, decode_unicode: Literal[True]
+    ) -> Iterator[str]: ...
+
+    @overload
+    def iter_content(
+        self, chunk_size: int | None = ..., *, decode_unicode: Literal[True]
+    ) -> Iterator[str]: ...
+
+    def iter_content(
+        self, chunk_size: int | None = 1, decode_unicode: bool = False
+    ) -> Iterator[bytes] | Iterator[str]:
+        """requests' name: ``iter_bytes(chunk_size)`` (1 byte by default, as in requests;
+        None: pieces as they arrive), or ``iter_text`` with ``decode_unicode=True``."""
+        if decode_unicode:
+            return self.iter_text(chunk_size)
+        return self.iter_bytes(chunk_size)
+
+    def __iter__(self) -> Iterator[bytes]:
+        """The body in 128-byte chunks, as iterating a requests response gives it."""
+        return self.iter_bytes(128)
+
+    @property
+    def raw(self) -> RawBody:
+        """A binary file object over the body as received (requests' ``r.raw``: for
+        ``r.raw.read(n)`` or ``shutil.copyfileobj``), Content-Encoding not undone unless its
+        ``decode_content`` is set (see `RawBody`)."""
+        if self._rawfile is None:
+            self._rawfile = RawBody(self)
+        return self._rawfile
+
+    # -- inside -------------------------------------------------------------------------------
+
+    def _codings(self) -> list[str]:
+        """The Content-Encoding codings to undo (none for HEAD, 1xx, 204 and 304)."""
+        if self.status in (204, 304) or self.status < 200 or self.request.method == "HEAD":
+            return []
+        values = [
+            v.decode("latin-1")
+            for n, v in self._head.raw_headers
+            if len(n) == 16 and n.lower() == b"content-encoding"
+        ]
+        return codings_of(values) if values else []
+
+    def _decode_whole(self, raw: bytes) -> bytes:
+        codings = self._codings()
+        if not codings:
+            return raw
+        try:
+            return decode_all(raw, codings, self.decode_limits)
+        except DecodingError as exc:
+            raise self._decoding_failed(exc) from None
+
+    def _decoding_failed(self, exc: DecodingError) -> DecodingError:
+        exc.request = self.request
+        exc.may_have_reached_server = True
+        return exc
+
+    def _pieces(self) -> Iterator[bytes]:
+        if self._content is None and self._raw is not None:
+            self.read()
         if self._content is not None:
-            content = self._content
-            step = chunk_size or max(len(content), 1)
-            for i in range(0, len(content), step):
-                yield content[i : i + step]
+            yield self._content
             return
         if self._stream_used:
-            raise StreamConsumed("the body was already consumed by iter_bytes()")
+            raise StreamConsumed("the body was already consumed by iteration")
         self._stream_used = True
-        if chunk_size is None:
-            yield from self._iter_source()
+        yield from self._decoded(self._iter_source())
+
+    def _raw_pieces(self) -> Iterator[bytes]:
+        if self._raw is not None:
+            yield self._raw
             return
-        buffer = b""
-        for piece in self._iter_source():
-            buffer += piece
-            while len(buffer) >= chunk_size:
-                yield buffer[:chunk_size]
-                buffer = buffer[chunk_size:]
-        if buffer:
-            yield buffer
+        if self._content is not None and not self._codings():
+            yield self._content
+            return
+        if self._stream_used or self._content is not None:
+            raise StreamConsumed("the body was already consumed; iter_raw() needs it unread")
+        self._stream_used = True
+        yield from self._iter_source()
+
+    def _decoded(self, pieces: Iterator[bytes]) -> Iterator[bytes]:
+        codings = self._codings()
+        if not codings:
+            yield from pieces
+            return
+        try:
+            decoder = Decoder(codings, self.decode_limits)
+            for piece in pieces:
+                yield from decoder.feed(piece)
+            decoder.finish()
+        except DecodingError as exc:
+            self.close()  # the rest is not wanted: the connection is closed (or drained)
+            raise self._decoding_failed(exc) from None
 
     def _iter_source(self) -> Iterator[bytes]:
         source = self._source
@@ -410,24 +570,84 @@ class Response(Closing):
         return f"<Response [{self.status} {self.reason}]>"
 
 
-def _latin1_fallback(exc: UnicodeError) -> tuple[str, int]:
-    # windows-1252 leaves 0x81, 0x8D, 0x8F, 0x90 and 0x9D undefined; WHATWG maps them to the
-    # C1 controls of the same number, as ISO-8859-1 does.
-    if not isinstance(exc, UnicodeDecodeError):
-        raise exc
-    return exc.object[exc.start : exc.end].decode("latin-1"), exc.end
+def _rechunked(pieces: Iterator[bytes], size: int | None) -> Iterator[bytes]:
+    chunker = Rechunker(size)
+    for piece in pieces:
+        yield from chunker.push(piece)
+    yield from chunker.flush()
 
 
-_LATIN1_FALLBACK = "tether.latin1-fallback"
-codecs.register_error(_LATIN1_FALLBACK, _latin1_fallback)
+def _texts(pieces: Iterator[bytes], encoding: str | None) -> Iterator[str]:
+    decoder = TextDecoder(encoding)
+    for piece in pieces:
+        if text := decoder.push(piece):
+            yield text
+    if text := decoder.flush():
+        yield text
 
 
-def _known_codec(name: str) -> bool:
-    """Is ``name`` a text encoding Python can decode with?"""
-    try:
-        return codecs.lookup(name)._is_text_encoding
-    except (LookupError, TypeError, ValueError):
-        return False
+def _lines(pieces: Iterator[AnyStr], delimiter: AnyStr | None) -> Iterator[AnyStr]:
+    splitter = LineSplitter(delimiter)
+    for piece in pieces:
+        yield from splitter.push(piece)
+    yield from splitter.flush()
+
+
+def _as_str(delimiter: str | bytes | None) -> str | None:
+    return delimiter.decode("utf-8") if isinstance(delimiter, bytes) else delimiter
+
+
+def _as_bytes(delimiter: str | bytes | None) -> bytes | None:
+    return delimiter.encode("utf-8") if isinstance(delimiter, str) else delimiter
+
+
+class RawBody(io.RawIOBase):
+    """``Response.raw``: the body as received, as a readable binary file.
+
+    As with urllib3's (requests' ``r.raw``), ``decode_content = True`` or
+    ``read(n, decode_content=True)`` before the first read gives the decoded body instead
+    (the requests idiom for ``shutil.copyfileobj(r.raw, f)``); once reading has begun it
+    cannot change. ``close()`` closes the response (and so releases its connection).
+    """
+
+    def __init__(self, response: Response) -> None:
+        super().__init__()
+        self._response = response
+        self._pieces: Iterator[bytes] | None = None
+        self._piece = memoryview(b"")
+        self.decode_content = False
+
+    def readable(self) -> bool:
+        return True
+
+    def read(self, size: int = -1, decode_content: bool | None = None) -> bytes | None:
+        """Up to ``size`` bytes (all that is left with -1); b"" at the end."""
+        if decode_content is not None and decode_content != self.decode_content:
+            if self._pieces is not None:
+                raise StreamError("decode_content cannot change once the body is being read")
+            self.decode_content = decode_content
+        return super().read(size)
+
+    def readinto(self, buffer: Any) -> int:
+        """Fill ``buffer`` with up to its size of body bytes; 0 at the end."""
+        if self._pieces is None:
+            r = self._response
+            self._pieces = r.iter_bytes() if self.decode_content else r.iter_raw()
+        while not self._piece:
+            piece = next(self._pieces, None)
+            if piece is None:
+                return 0
+            self._piece = memoryview(piece)
+        view = memoryview(buffer).cast("B")
+        n = min(len(view), len(self._piece))
+        view[:n] = self._piece[:n]
+        self._piece = self._piece[n:]
+        return n
+
+    def close(self) -> None:
+        if not self.closed:
+            self._response.close()
+        super().close()
 
 
 class AsyncBodySource(Protocol):
@@ -443,14 +663,19 @@ class AsyncBodySource(Protocol):
         """The trailer fields that followed the body (HTTP/2), once it was read to the end."""
 
 
+_ASYNC_UNREAD = "a streamed async response is read with `await aread()` or `aiter_*()`"
+
+
 class AsyncResponse(Response):
     """A response from the asyncio API: a `Response`, plus ``aread``, ``aiter_bytes``,
-    ``aclose`` and ``async with`` for ``stream=True``.
+    ``aiter_text``, ``aiter_lines``, ``aiter_raw``, ``aclose`` and ``async with`` for
+    ``stream=True``.
 
     A subclass rather than more methods on `Response`, so that the sync type's body source
     stays synchronous and a streamed async body can never be read by blocking calls: until
-    it is read (``await r.aread()``), ``content`` and ``read()`` raise `StreamError`. Once
-    read, or when not streamed, it is used exactly like a `Response`.
+    it is read (``await r.aread()``), ``content``, ``read()``, the ``iter_*`` methods and
+    ``raw`` raise `StreamError`. Once read, or when not streamed, it is used exactly like a
+    `Response`.
     """
 
     __slots__ = ("_asource",)
@@ -468,45 +693,110 @@ class AsyncResponse(Response):
         super().__init__(head, request, connection_info, elapsed, None, content, trailers)
         self._asource = source
 
+    def _in_memory(self) -> bool:
+        return self._content is not None or self._raw is not None
+
     def read(self) -> bytes:
-        """The body, if it was read already (a streamed async body needs ``await aread()``)."""
-        if self._content is None:
-            raise StreamError("a streamed async response is read with `await response.aread()`")
-        return self._content
+        """The body, if it is in memory (a streamed async body needs ``await aread()``)."""
+        if not self._in_memory():
+            raise StreamError(_ASYNC_UNREAD)
+        return super().read()
 
     def iter_bytes(self, chunk_size: int | None = None) -> Iterator[bytes]:
-        if self._content is None:
-            raise StreamError("a streamed async response is iterated with `aiter_bytes()`")
+        if not self._in_memory():
+            raise StreamError(_ASYNC_UNREAD)
         return super().iter_bytes(chunk_size)
 
+    def iter_raw(self, chunk_size: int | None = None) -> Iterator[bytes]:
+        if not self._in_memory():
+            raise StreamError(_ASYNC_UNREAD)
+        return super().iter_raw(chunk_size)
+
     async def aread(self) -> bytes:
-        """Read the rest of a streamed body, store it and release the connection."""
-        if self._content is None:
-            if self._stream_used:
-                raise StreamConsumed("the body was already consumed by aiter_bytes()")
-            self._content = b"".join([piece async for piece in self._aiter_source()])
+        """Read the rest of a streamed body, decode and store it and release the connection."""
+        if self._in_memory():
+            return self.read()
+        if self._stream_used:
+            raise StreamConsumed("the body was already consumed by aiter_bytes()")
+        self._content = b"".join([piece async for piece in self._adecoded(self._aiter_source())])
         return self._content
 
     async def aiter_bytes(self, chunk_size: int | None = None) -> AsyncIterator[bytes]:
-        """Yield the body in pieces as it arrives (re-chunked to ``chunk_size`` if given)."""
-        if self._content is not None:
+        """Yield the decoded body in pieces as it arrives (re-chunked to ``chunk_size``)."""
+        chunker = Rechunker(check_chunk_size(chunk_size))
+        if self._in_memory():
             for piece in super().iter_bytes(chunk_size):
                 yield piece
             return
         if self._stream_used:
             raise StreamConsumed("the body was already consumed by aiter_bytes()")
         self._stream_used = True
-        buffer = b""
-        async for piece in self._aiter_source():
-            if chunk_size is None:
+        async for piece in self._adecoded(self._aiter_source()):
+            for chunk in chunker.push(piece):
+                yield chunk
+        for chunk in chunker.flush():
+            yield chunk
+
+    async def aiter_raw(self, chunk_size: int | None = None) -> AsyncIterator[bytes]:
+        """Yield the body as received, Content-Encoding not undone (see ``aiter_bytes``)."""
+        chunker = Rechunker(check_chunk_size(chunk_size))
+        if self._in_memory():
+            for piece in super().iter_raw(chunk_size):
                 yield piece
-                continue
-            buffer += piece
-            while len(buffer) >= chunk_size:
-                yield buffer[:chunk_size]
-                buffer = buffer[chunk_size:]
-        if buffer:
-            yield buffer
+            return
+        if self._stream_used:
+            raise StreamConsumed("the body was already consumed; aiter_raw() needs it unread")
+        self._stream_used = True
+        async for piece in self._aiter_source():
+            for chunk in chunker.push(piece):
+                yield chunk
+        for chunk in chunker.flush():
+            yield chunk
+
+    async def aiter_text(self, chunk_size: int | None = None) -> AsyncIterator[str]:
+        """Yield the body as text as it arrives (see ``Response.iter_text``)."""
+        decoder = TextDecoder(self.encoding)
+        async for piece in self.aiter_bytes(chunk_size):
+            if text := decoder.push(piece):
+                yield text
+        if text := decoder.flush():
+            yield text
+
+    async def aiter_lines(
+        self,
+        chunk_size: int | None = None,
+        decode_unicode: bool = True,
+        delimiter: str | bytes | None = None,
+    ) -> AsyncIterator[Any]:
+        """Yield the body line by line (see ``Response.iter_lines``): str lines, as httpx's
+        ``aiter_lines`` gives them; bytes with ``decode_unicode=False``."""
+        if decode_unicode:
+            splitter: LineSplitter[Any] = LineSplitter(_as_str(delimiter))
+            pieces: AsyncIterator[Any] = self.aiter_text(chunk_size)
+        else:
+            splitter = LineSplitter(_as_bytes(delimiter))
+            pieces = self.aiter_bytes(chunk_size)
+        async for piece in pieces:
+            for line in splitter.push(piece):
+                yield line
+        for line in splitter.flush():
+            yield line
+
+    async def _adecoded(self, pieces: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
+        codings = self._codings()
+        if not codings:
+            async for piece in pieces:
+                yield piece
+            return
+        try:
+            decoder = Decoder(codings, self.decode_limits)
+            async for piece in pieces:
+                for out in decoder.feed(piece):
+                    yield out
+            decoder.finish()
+        except DecodingError as exc:
+            await self.aclose()  # the rest is not wanted: the connection is closed (or drained)
+            raise self._decoding_failed(exc) from None
 
     async def _aiter_source(self) -> AsyncIterator[bytes]:
         source = self._asource
@@ -519,6 +809,13 @@ class AsyncResponse(Response):
                 self._trailers = source.trailers()
                 return
             yield piece
+
+    @property
+    def raw(self) -> RawBody:
+        """The undecoded body as a file (in memory only: a streamed one uses ``aiter_raw``)."""
+        if not self._in_memory():
+            raise StreamError(_ASYNC_UNREAD)
+        return super().raw
 
     async def aclose(self) -> None:
         """Release the connection: reused if the rest of the body is small, closed otherwise."""

@@ -26,6 +26,8 @@ Locations:
 - ``/echo``      -> ``return 200 "ok\\n"`` for any method; nginx discards the body
 - ``/search``    -> ``return 200 "$args\\n"``: echoes the query string
 - ``/status/404`` -> 404
+- ``/gzip/{file}`` -> a file of ``www`` (also ``lines.txt``: ``LINES_SIZE`` bytes of numbered
+  text lines, ``lines_text()``), gzip-encoded by nginx when the request accepts gzip
 - ``/nginx_status`` -> stub_status; ``Nginx.stats()`` parses it (accepted connections!)
 - ``/slow``      -> answers after 200 ms; ``/slow/{seconds}`` after that long (at most 60 s).
   nginx cannot sleep (no echo module here, and ``limit_rate`` works in whole seconds), so
@@ -58,6 +60,13 @@ from .process import AccessEntry, AccessLogQueries, normalize_protocol
 
 SMALL_BODY = b"Hello, world!"
 BIG_SIZE = 64 * 1024
+LINES_SIZE = 4 * 1024 * 1024
+
+
+def lines_text() -> bytes:
+    """``/gzip/lines.txt``: numbered lines of varied text (compresses ~4x, as prose does)."""
+    lines = (f"{i:07d} {i * 7919 % 100003:05x} fox {i % 97} jumps\n" for i in range(160_000))
+    return "".join(lines).encode()[:LINES_SIZE]
 
 
 def find_nginx() -> str | None:
@@ -158,6 +167,7 @@ class Nginx(AccessLogQueries):
         www.mkdir(exist_ok=True)
         (www / "small.txt").write_bytes(SMALL_BODY)
         (www / "64k.bin").write_bytes(bytes(range(256)) * (BIG_SIZE // 256))
+        (www / "lines.txt").write_bytes(lines_text())
         for sub in ("body", "proxy", "fastcgi", "uwsgi", "scgi"):
             (self.workdir / "tmp" / sub).mkdir(parents=True, exist_ok=True)
         tls = ""
@@ -219,6 +229,10 @@ http {{
         location = /search {{ return 200 "$args\\n"; }}
         location = /status/404 {{ return 404; }}
         location = /nginx_status {{ stub_status; }}
+        location /gzip/ {{
+            alias {d}/www/;
+            gzip on; gzip_min_length 1; gzip_types text/plain application/octet-stream;
+        }}
         location = /slow {{ proxy_pass {slow}/slow/0.2; }}
         location /slow/ {{ proxy_pass {slow}; }}
     }}

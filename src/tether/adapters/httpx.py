@@ -133,7 +133,7 @@ class _ResponseStream(httpx.SyncByteStream):
         self._request = request
 
     def __iter__(self) -> Iterator[bytes]:
-        pieces = self._response.iter_bytes()
+        pieces = self._response.iter_raw()  # httpx undoes Content-Encoding itself
         while True:
             try:
                 piece = next(pieces)
@@ -217,7 +217,7 @@ class _AsyncResponseStream(httpx.AsyncByteStream):
         self._pieces: AsyncIterator[bytes] | None = None
 
     async def __aiter__(self) -> AsyncIterator[bytes]:
-        self._pieces = pieces = self._response.aiter_bytes()
+        self._pieces = pieces = self._response.aiter_raw()  # httpx decodes
         while True:
             try:
                 piece = await anext(pieces)

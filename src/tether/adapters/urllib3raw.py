@@ -36,7 +36,7 @@ class _Body:
         for name, value in response.headers.multi_items():
             self.msg[name] = value  # appends: repeated Set-Cookie headers stay apart
         self._url = url
-        self._pieces = response.iter_bytes()
+        self._pieces = response.iter_raw()  # urllib3 undoes Content-Encoding itself
         self._piece = b""  # the piece being read, from offset _pos
         self._pos = 0
         self._done = False

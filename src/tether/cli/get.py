@@ -175,7 +175,7 @@ def _result(r: Response, events: list[tr.TraceEvent]) -> dict[str, Any]:
         "request_number": i.request_number,
         "idle_time": round(i.idle_time, 6),
         "retries": i.retries,
-        "elapsed": round(r.elapsed, 6),
+        "elapsed": round(r.elapsed_seconds, 6),
         "ttfb": round(i.ttfb, 6),
         "events": [type(e).__name__ for e in events],
     }

@@ -14,6 +14,7 @@ from typing import Any
 from ..aio.connect import HTTP2Mode
 from ..aio.poolmanager import AsyncPoolManager
 from ..cookiejar import CookieTypes
+from ..decoding import DecodeLimits
 from ..io.resolver import Resolver
 from ..io.tls import CertTypes, TLSConfig, VerifyTypes
 from ..lifecycle.poolstate import PoolStats
@@ -67,6 +68,7 @@ class AsyncSession(SessionDefaults):
         max_redirects: int = DEFAULT_MAX_REDIRECTS,
         event_hooks: EventHooks = None,
         trust_env: bool = True,
+        decode_limits: DecodeLimits = DecodeLimits(),
     ) -> None:
         self._init_defaults(
             headers=headers,
@@ -80,6 +82,7 @@ class AsyncSession(SessionDefaults):
             trust_env=trust_env,
         )
         self.timeout = timeout
+        self.decode_limits = decode_limits
         self._manager = AsyncPoolManager(
             num_pools,
             maxsize=pool_maxsize,
@@ -167,9 +170,13 @@ class AsyncSession(SessionDefaults):
     ) -> AsyncResponse:
         """Send exactly one request through the pools (every hop of every call comes here)."""
         transport = self._transports.for_url(req.url)
-        return await asend_with_retries(
+        response = await asend_with_retries(
             self._retry, self._retried, req, lambda: transport.send(req, timeout, stream, tls)
         )
+        response.decode_limits = self.decode_limits
+        if not stream:
+            response.read()  # decode now: a damaged or oversized body raises here
+        return response
 
     async def get(self, url: str | URL, **kwargs: Any) -> AsyncResponse:
         """GET ``url``."""

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from ..decoding import ACCEPT_ENCODING
 from ..io.tls import CertTypes, TLSConfig, VerifyTypes
 from ..models import URL, HeaderInput, Headers, QueryParams, Request, parse_url
 from ..requestbody import BodyTypes, FilesTypes, FormTypes, body_headers, encode_body
@@ -22,7 +23,7 @@ USER_AGENT = "tether/0.1"
 
 def default_headers(headers: HeaderInput) -> Headers:
     """A session's headers: tether's defaults, overridden by the user's."""
-    base = Headers({"User-Agent": USER_AGENT, "Accept": "*/*"})
+    base = Headers({"User-Agent": USER_AGENT, "Accept-Encoding": ACCEPT_ENCODING, "Accept": "*/*"})
     return base.merged(headers) if headers else base
 
 

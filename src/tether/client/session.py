@@ -13,6 +13,7 @@ from typing import Any
 
 from ..closing import Closing
 from ..cookiejar import CookieTypes
+from ..decoding import DecodeLimits
 from ..io.resolver import Resolver
 from ..io.tls import CertTypes, TLSConfig, VerifyTypes
 from ..lifecycle.poolstate import PoolStats
@@ -80,6 +81,8 @@ class Session(SessionDefaults, Closing):
             of the system resolver for every host name (never for IP literals), for instance
             to make a name resolve to several addresses. Each dial races the addresses
             (happy eyeballs, RFC 8305) within the connect timeout.
+        decode_limits: how far a compressed body may expand (``DecodeLimits``): past them the
+            body raises ``DecompressionLimitError`` instead of filling memory.
     """
 
     def __init__(
@@ -109,6 +112,7 @@ class Session(SessionDefaults, Closing):
         max_redirects: int = DEFAULT_MAX_REDIRECTS,
         event_hooks: EventHooks = None,
         trust_env: bool = True,
+        decode_limits: DecodeLimits = DecodeLimits(),
     ) -> None:
         self._init_defaults(
             headers=headers,
@@ -122,6 +126,7 @@ class Session(SessionDefaults, Closing):
             trust_env=trust_env,
         )
         self.timeout = timeout
+        self.decode_limits = decode_limits
         self._manager = PoolManager(
             num_pools,
             maxsize=pool_maxsize,
@@ -223,6 +228,9 @@ class Session(SessionDefaults, Closing):
         response: Response = send_with_retries(
             self._retry, self._retried, req, lambda: transport.send(req, timeout, stream, tls)
         )
+        response.decode_limits = self.decode_limits
+        if not stream:
+            response.read()  # decode now: a damaged or oversized body raises here, as in requests
         return response
 
     def get(self, url: str | URL, **kwargs: Any) -> Response:

@@ -270,7 +270,12 @@ class AsyncMockTransport:
             ]
             head = _Head(response.status, response.http_version, response.reason, raw)
             response = AsyncResponse(
-                head, request, response.connection_info, response.elapsed, None, response.content
+                head,
+                request,
+                response.connection_info,
+                response.elapsed_seconds,
+                None,
+                response.content,
             )
         response.request = request
         return response
