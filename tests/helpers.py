@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import os
 
 from tether.testing import close_wait_count  # shipped: the demo uses it too
@@ -17,8 +18,11 @@ def fd_count() -> int:
 
     In-process test servers (and so nginx's proxied upstreams, which end in one) close their
     side of a connection on their own thread, a moment after the peer closes it: counting
-    those would make a client-side leak check race the server's threads.
+    those would make a client-side leak check race the server's threads. Garbage is collected
+    first, so an earlier test's unreachable socket cannot close in the middle of a count (a
+    socket closed only by the collector also raises a ResourceWarning, which fails the test).
     """
+    gc.collect()
     sockets: list[str] = []
     count = 0
     for fd in os.listdir("/proc/self/fd"):
