@@ -16,17 +16,20 @@ The layers, bottom up (each package's docstring says what it owns; imports point
 from .aio.pool import AsyncConnectionPool
 from .aio.poolmanager import AsyncPoolManager
 from .client.asession import AsyncSession
+from .client.proxies import proxy_for
 from .client.session import Session, delete, get, head, options, patch, post, put, request
 from .exceptions import (
     ConnectError,
     ConnectTimeout,
     HTTPStatusError,
     InvalidHeader,
+    InvalidProxyURL,
     InvalidRequest,
     InvalidURL,
     NetworkError,
     PoolClosed,
     PoolTimeout,
+    ProxyError,
     ReadError,
     ReadTimeout,
     RemoteProtocolError,
@@ -46,6 +49,7 @@ from .io.tls import TLSConfig
 from .lifecycle import CloseReason, Limits
 from .lifecycle.poolstate import PoolStats
 from .models import URL, Headers, Origin, Request, Timeout
+from .protocol.proxy import Proxy
 from .response import AsyncResponse, ConnectionInfo, Response
 from .sync.pool import ConnectionPool
 from .sync.poolmanager import PoolManager
@@ -67,11 +71,14 @@ __all__ = [
     "Headers",
     "InvalidHeader",
     "InvalidRequest",
+    "InvalidProxyURL",
     "InvalidURL",
     "Limits",
     "NetworkError",
     "Origin",
     "PoolClosed",
+    "Proxy",
+    "ProxyError",
     "PoolManager",
     "PoolStats",
     "PoolTimeout",
@@ -101,6 +108,7 @@ __all__ = [
     "options",
     "patch",
     "post",
+    "proxy_for",
     "put",
     "request",
 ]

@@ -5,7 +5,8 @@
     TetherError
     ├── InvalidRequest            refused before any byte was written
     │   ├── InvalidURL
-    │   └── InvalidHeader          CR, LF or NUL in a name or value, a bad method or target
+    │   ├── InvalidHeader          CR, LF or NUL in a name or value, a bad method or target
+    │   └── InvalidProxyURL        a proxy URL with an unsupported scheme or no host
     ├── RequestError              something went wrong while a request was in flight
     │   ├── TransportError
     │   │   ├── TimeoutException
@@ -15,7 +16,8 @@
     │   │   │   └── PoolTimeout    no connection became free in time (nothing was sent)
     │   │   ├── NetworkError
     │   │   │   ├── ConnectError
-    │   │   │   │   └── TLSError   handshake or certificate verification failed
+    │   │   │   │   ├── TLSError   handshake or certificate verification failed
+    │   │   │   │   └── ProxyError  the proxy refused the route (CONNECT 407, SOCKS refusal)
     │   │   │   ├── ReadError
     │   │   │   └── WriteError
     │   │   ├── RemoteProtocolError  the server sent something that is not valid HTTP
@@ -51,12 +53,14 @@ __all__ = [
     "H2ProtocolError",
     "HTTPStatusError",
     "InvalidHeader",
+    "InvalidProxyURL",
     "InvalidRequest",
     "InvalidURL",
     "LocalProtocolError",
     "NetworkError",
     "PoolClosed",
     "PoolTimeout",
+    "ProxyError",
     "ReadError",
     "ReadTimeout",
     "RemoteProtocolError",
@@ -90,6 +94,11 @@ class InvalidURL(InvalidRequest):
 
 class InvalidHeader(InvalidRequest):
     """A method, target, header name or value would corrupt the request (CR, LF, NUL, ...)."""
+
+
+class InvalidProxyURL(InvalidRequest):
+    """A proxy URL tether cannot use: unsupported scheme, no host, bad port (never echoes
+    its credentials)."""
 
 
 class RequestError(TetherError):
@@ -159,6 +168,33 @@ class ConnectError(NetworkError):
 
 class TLSError(ConnectError):
     """The TLS handshake failed, for instance because the certificate could not be verified."""
+
+
+class ProxyError(ConnectError):
+    """The proxy would not (or could not) open the route to the origin.
+
+    Attributes:
+        proxy: the proxy's URL without credentials.
+        status: the proxy's HTTP status for a refused CONNECT (407, 403, 502, ...), or the
+            SOCKS reply code; None when the proxy broke the protocol or closed the connection.
+        reason: the proxy's reason phrase or a description of the refusal.
+
+    Nothing of the request was sent to the origin (``may_have_reached_server`` is False).
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        proxy: str,
+        status: int | None = None,
+        reason: str = "",
+        request: Request | None = None,
+    ) -> None:
+        super().__init__(message, request=request)
+        self.proxy = proxy
+        self.status = status
+        self.reason = reason
 
 
 class ReadError(NetworkError):

@@ -33,6 +33,7 @@ from ..exceptions import (
 from ..io.tls import CertTypes, TLSConfig, VerifyTypes
 from ..lifecycle.exchange import Attempts, Exchange
 from ..lifecycle.poolstate import Action, Order, PoolFacts, PoolState, PoolStats
+from ..lifecycle.route import Route
 from ..lifecycle.rules import CloseReason, Limits
 from ..models import (
     DEFAULT_PORTS,
@@ -44,9 +45,11 @@ from ..models import (
     Timeout,
     TimeoutTypes,
 )
+from ..protocol.proxy import Proxy
 from ..requestbody import PoolRequests
 from ..response import AsyncResponse, ConnectionInfo
 from .connect import Connection, HTTP2Mode, open_connection
+from .http11 import AsyncHTTP11Connection
 
 __all__ = ["AsyncConnectionPool", "PoolStats"]
 
@@ -83,12 +86,17 @@ class AsyncConnectionPool(PoolFacts):
         limits: Limits = Limits(),
         headers: HeaderInput = None,
         clock: Callable[[], float] = time.monotonic,
+        proxy: Proxy | str | None = None,
     ) -> None:
         scheme = scheme.lower()
         if ":" in host and not host.startswith("["):
             host = f"[{host}]"  # an IPv6 literal
         url = URL(f"{scheme}://{host}:{port or DEFAULT_PORTS.get(scheme, 0)}/")
         self.origin: Origin = url.origin
+        self.proxy = Proxy.parse(proxy) if proxy is not None else None
+        self._route = Route.of(self.origin, self.proxy)
+        if self._route.forward:
+            http2 = False  # a forward proxy speaks HTTP/1.1 to us
         self._tls = TLSConfig(verify, cert, bool(http2)) if scheme == "https" else None
         self._http2: HTTP2Mode = (
             http2 if (scheme == "https" or http2 == "prior-knowledge") else False
@@ -96,6 +104,7 @@ class AsyncConnectionPool(PoolFacts):
         self.timeout = Timeout.of(timeout)
         self.headers = Headers(headers)
         self._state: PoolState[Connection] = PoolState(maxsize, block, limits, bool(self._http2))
+        self._state.tunneled = self._route.tunnel
         self._clock = clock
         self._requests = PoolRequests(self.origin, self.headers)
         self._orphans: list[Exchange] = []  # ended by a finalizer, not yet accounted
@@ -154,6 +163,7 @@ class AsyncConnectionPool(PoolFacts):
                 self._abandon(exchange)
                 raise
         info = ConnectionInfo(exchange, attempts.retries, head.http_version)
+        self._route.describe(info)
         elapsed = self._clock() - started
         if stream:
             source = _AsyncPooledBody(self, exchange, request, t)
@@ -227,9 +237,19 @@ class AsyncConnectionPool(PoolFacts):
     async def _dial(self, order: Order, t: Timeout) -> Exchange:
         try:
             ctx = self._tls.context() if self._tls is not None else None
+            route = self._route
             conn = await open_connection(
-                self.origin, ctx, self._http2, t, self._clock, self._on_idle, self._on_conn_event
+                route.origin if route.tunnel else route.dial,
+                ctx,
+                self._http2,
+                t,
+                self._clock,
+                self._on_idle,
+                self._on_conn_event,
+                self.proxy if route.tunnel else None,
             )
+            if route.forward and isinstance(conn, AsyncHTTP11Connection):
+                conn.proxy_head = route.head
         except BaseException:
             doomed: Doomed = []
             self._state.dial_failed(order, self._clock(), doomed)

@@ -14,13 +14,14 @@ from ..exceptions import PoolClosed
 from ..io.tls import CertTypes, TLSConfig, VerifyTypes
 from ..lifecycle.poolstate import PoolStats
 from ..models import HeaderInput, Origin, Request, Timeout, TimeoutTypes, parse_url
+from ..protocol.proxy import Proxy
 from ..requestbody import FormTypes
 from ..response import AsyncResponse
 from .pool import AsyncConnectionPool
 
 __all__ = ["AsyncPoolManager"]
 
-PoolKey = tuple[Origin, TLSConfig | None, None]  # (origin, TLS settings, proxy: later)
+PoolKey = tuple[Origin, TLSConfig | None, Proxy | None]  # proxy: URL and credentials
 
 
 class AsyncPoolManager:
@@ -48,13 +49,18 @@ class AsyncPoolManager:
         self._retired = PoolStats(0, 0, 0, 0, 0, 0, 0, {})
         self._evicted: list[AsyncConnectionPool] = []
 
-    def pool_for(self, origin: Origin, tls: TLSConfig | None = None) -> AsyncConnectionPool:
-        """The pool for ``origin`` (created if needed), most recently used from now on."""
+    def pool_for(
+        self, origin: Origin, tls: TLSConfig | None = None, proxy: Proxy | None = None
+    ) -> AsyncConnectionPool:
+        """The pool for ``origin`` through ``proxy`` (created if needed), most recently used
+        from now on (the key rule is `PoolManager`'s)."""
         if origin.scheme != "https":
             tls = None
         elif tls is None:
             tls = self.tls
-        key: PoolKey = (origin, tls, None)
+        if proxy is not None and not proxy.tunnels(origin):
+            origin = proxy.origin  # forwarded: one pool per proxy carries every http origin
+        key: PoolKey = (origin, tls, proxy)
         pool = self._pools.get(key)
         if pool is not None:
             self._pools.move_to_end(key)
@@ -67,6 +73,7 @@ class AsyncPoolManager:
             origin.scheme,
             verify=tls.verify if tls else True,
             cert=tls.cert if tls else None,
+            proxy=proxy,
             **self._pool_kwargs,
         )
         self._pools[key] = pool
@@ -101,9 +108,11 @@ class AsyncPoolManager:
         timeout: TimeoutTypes | None = None,
         stream: bool = False,
         tls: TLSConfig | None = None,
+        proxy: Proxy | None = None,
     ) -> AsyncResponse:
-        """Send a built request through the pool for its origin."""
-        return await self.pool_for(request.url.origin, tls).send(request, timeout, stream)
+        """Send a built request through the pool for its origin (and ``proxy``, if any)."""
+        pool = self.pool_for(request.url.origin, tls, proxy)
+        return await pool.send(request, timeout, stream)
 
     def pools(self) -> list[AsyncConnectionPool]:
         """The live pools, least recently used first."""

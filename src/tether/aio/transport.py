@@ -20,6 +20,8 @@ from typing import Any, TypeVar
 from ..exceptions import ConnectError, ConnectTimeout, TLSError
 from ..io.sockets import DialInfo
 from ..models import Origin
+from ..protocol.proxy import Proxy
+from .proxyconnect import open_tunnel
 
 __all__ = ["Waiter", "dial", "tls_facts"]
 
@@ -108,16 +110,26 @@ async def dial(
     origin: Origin,
     timeout: float | None,
     ssl_context: ssl.SSLContext | None,
+    proxy: Proxy | None = None,
 ) -> tuple[P, DialInfo]:
-    """Connect a new ``factory()`` protocol to ``origin`` (TCP, then TLS for https).
+    """Connect a new ``factory()`` protocol to ``origin`` (TCP, then TLS for https), through
+    a tunnel of ``proxy`` (CONNECT or SOCKS) if one is given.
 
-    Raises ConnectTimeout (the whole set-up took longer than ``timeout``), ConnectError or
-    TLSError; on failure or cancellation nothing is left open.
+    Raises ConnectTimeout (the whole set-up took longer than ``timeout``), ConnectError,
+    ProxyError or TLSError; on failure or cancellation nothing is left open.
     """
     timings = DialInfo()
     try:
         async with asyncio.timeout(timeout):
-            sock = await _connect(origin, timings)
+            if proxy is None:
+                sock = await _connect(origin, timings)
+            else:
+                sock = await _connect(proxy.origin, timings)
+                try:
+                    await open_tunnel(sock, origin, proxy)
+                except BaseException:
+                    sock.close()
+                    raise
             started = time.monotonic()
             loop = asyncio.get_running_loop()
             try:

@@ -15,9 +15,11 @@ from ..io.tls import CertTypes, VerifyTypes
 from ..lifecycle.poolstate import PoolStats
 from ..lifecycle.rules import Limits
 from ..models import URL, HeaderInput, QueryParams, Timeout, TimeoutTypes
+from ..protocol.proxy import Proxy
 from ..requestbody import FormTypes
 from ..response import AsyncResponse
 from .build import build_request, default_headers, tls_override
+from .proxies import ProxiesTypes, ProxyChooser
 
 __all__ = ["AsyncSession"]
 
@@ -44,8 +46,11 @@ class AsyncSession:
         limits: Limits = Limits(),
         watch_idle: bool = True,
         http2: HTTP2Mode = False,
+        proxy: str | Proxy | None = None,
+        proxies: ProxiesTypes = None,
     ) -> None:
         self.headers = default_headers(headers)
+        self.proxies = ProxyChooser(proxy, proxies)  # see Session
         self._manager = AsyncPoolManager(
             num_pools,
             maxsize=pool_maxsize,
@@ -70,13 +75,15 @@ class AsyncSession:
         stream: bool = False,
         verify: VerifyTypes | None = None,
         cert: CertTypes = None,
+        proxies: ProxiesTypes = None,
     ) -> AsyncResponse:
         """Send a request and return its response (see ``Session.request``)."""
         req = build_request(
             method, url, self.headers, params=params, data=data, json=json, headers=headers
         )
         tls = tls_override(self._manager.tls, verify, cert)
-        return await self._manager.send(req, timeout, stream, tls)
+        proxy = self.proxies.choose(req.url, proxies)
+        return await self._manager.send(req, timeout, stream, tls, proxy)
 
     async def get(self, url: str | URL, **kwargs: Any) -> AsyncResponse:
         """GET ``url``."""

@@ -15,11 +15,13 @@ from ..io.tls import CertTypes, VerifyTypes
 from ..lifecycle.poolstate import PoolStats
 from ..lifecycle.rules import Limits
 from ..models import URL, HeaderInput, QueryParams, Timeout, TimeoutTypes
+from ..protocol.proxy import Proxy
 from ..requestbody import FormTypes
 from ..response import Response
 from ..sync.http2 import HTTP2Mode
 from ..sync.poolmanager import PoolManager
 from .build import build_request, default_headers, tls_override
+from .proxies import ProxiesTypes, ProxyChooser
 
 __all__ = ["Session", "delete", "get", "head", "options", "patch", "post", "put", "request"]
 
@@ -42,6 +44,11 @@ class Session(Closing):
             ``"prior-knowledge"`` also speaks HTTP/2 (h2c) to plain-http servers.
         coalesce: let https hosts share an HTTP/2 connection when one verified certificate
             covers them and they resolve to the same address (RFC 9113 §9.1.1); off by default.
+        proxy: send every request through this proxy (``http://user:pass@host:3128``,
+            ``socks5h://host:1080``, ...).
+        proxies: requests' form, per scheme or host: ``{"http": ..., "https": ..., "all":
+            ..., "https://host": ..., "no_proxy": "localhost,.internal"}`` (see
+            ``client.proxies``). A request's ``proxies=`` overrides these per key.
     """
 
     def __init__(
@@ -58,8 +65,13 @@ class Session(Closing):
         watch_idle: bool = True,
         http2: HTTP2Mode = False,
         coalesce: bool = False,
+        proxy: str | Proxy | None = None,
+        proxies: ProxiesTypes = None,
     ) -> None:
         self.headers = default_headers(headers)
+        # The environment's proxies join when trust_env is wired here (ProxyChooser's own
+        # trust_env); until then only what the caller passes is used.
+        self.proxies = ProxyChooser(proxy, proxies)
         self._manager = PoolManager(
             num_pools,
             maxsize=pool_maxsize,
@@ -86,6 +98,7 @@ class Session(Closing):
         stream: bool = False,
         verify: VerifyTypes | None = None,
         cert: CertTypes = None,
+        proxies: ProxiesTypes = None,
     ) -> Response:
         """Send a request and return its response (body read unless ``stream=True``).
 
@@ -97,7 +110,8 @@ class Session(Closing):
             method, url, self.headers, params=params, data=data, json=json, headers=headers
         )
         tls = tls_override(self._manager.tls, verify, cert)
-        response: Response = self._manager.send(req, timeout, stream, tls)
+        proxy = self.proxies.choose(req.url, proxies)
+        response: Response = self._manager.send(req, timeout, stream, tls, proxy)
         return response
 
     def get(self, url: str | URL, **kwargs: Any) -> Response:

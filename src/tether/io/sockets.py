@@ -17,7 +17,7 @@ from ..exceptions import ConnectError, ConnectTimeout, TLSError
 from ..models import Origin
 from .tlsbio import TLSTransport, handshake_over
 
-__all__ = ["DialInfo", "connect", "idle_socket_state", "resolve"]
+__all__ = ["DialInfo", "connect", "idle_socket_state", "resolve", "tls_over"]
 
 
 @dataclass(slots=True)
@@ -55,6 +55,19 @@ def connect(
     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     if ssl_context is None:
         return _addresses(sock, timings, origin), timings
+    return tls_over(sock, timings, origin, ssl_context, timeout), timings
+
+
+def tls_over(
+    sock: socket.socket,
+    timings: DialInfo,
+    origin: Origin,
+    ssl_context: ssl.SSLContext,
+    timeout: float | None,
+) -> socket.socket:
+    """TLS to ``origin`` over a connected socket (directly, or a proxy's tunnel), the
+    certificate checked against the origin's name. Closes the socket on failure."""
+    started = time.monotonic()
     # Memory BIOs, not wrap_socket: see tlsbio. The handshake closes the socket on failure.
     try:
         tls_sock = handshake_over(sock, ssl_context, origin.host, timeout)
@@ -64,8 +77,8 @@ def connect(
         raise ConnectTimeout(f"TLS handshake with {origin} timed out after {timeout}s") from None
     except OSError as exc:
         raise ConnectError(f"TLS handshake with {origin} failed: {exc}") from None
-    timings.tls = time.monotonic() - connected
-    return _addresses(tls_sock, timings, origin), timings
+    timings.tls = time.monotonic() - started
+    return _addresses(tls_sock, timings, origin)
 
 
 def resolve(host: str, port: int) -> list[str]:

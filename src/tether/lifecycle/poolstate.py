@@ -101,7 +101,8 @@ class PoolStats:
     requests sent again, ``closes`` how many connections were closed for each ``CloseReason``
     (by name). HTTP/2: ``streams_in_flight`` now, ``peak_streams`` the most carried at once on
     one connection, ``goaways`` received, ``unprocessed_retries`` the retries of streams the
-    server promised it never processed (GOAWAY, REFUSED_STREAM).
+    server promised it never processed (GOAWAY, REFUSED_STREAM). ``tunnels_opened`` counts
+    the connections that were tunnels through a proxy (CONNECT or SOCKS), each one handshake.
     """
 
     open: int
@@ -116,6 +117,7 @@ class PoolStats:
     peak_streams: int = 0
     goaways: int = 0
     unprocessed_retries: int = 0
+    tunnels_opened: int = 0
 
     def __add__(self, other: PoolStats) -> PoolStats:
         closes = Counter(self.closes)
@@ -133,6 +135,7 @@ class PoolStats:
             max(self.peak_streams, other.peak_streams),
             self.goaways + other.goaways,
             self.unprocessed_retries + other.unprocessed_retries,
+            self.tunnels_opened + other.tunnels_opened,
         )
 
     def history(self) -> PoolStats:
@@ -150,6 +153,7 @@ class PoolStats:
             self.peak_streams,
             self.goaways,
             self.unprocessed_retries,
+            self.tunnels_opened,
         )
 
 
@@ -175,6 +179,7 @@ class PoolState(Generic[C]):
         self.dialing_shared = 0  # dials that may yield a multiplexed connection
         self.single_flight = multiplexing
         self.closed = False
+        self.tunneled = False  # every connection is a proxy tunnel (counted as such)
         self.learner = IdleTimeoutLearner()
         self.opened = self.requests = self.reuses = self.retries = 0
         self.goaways = self.unprocessed_retries = self.peak_streams = 0
@@ -463,6 +468,7 @@ class PoolState(Generic[C]):
             self.peak_streams,
             self.goaways,
             self.unprocessed_retries,
+            self.opened if self.tunneled else 0,
         )
 
     def _count_close(self, reason: CloseReason | None) -> CloseReason:

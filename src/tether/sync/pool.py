@@ -33,12 +33,14 @@ from ..exceptions import (
     TransportError,
 )
 from ..io import forksafety
+from ..io.proxy import connect_via
 from ..io.sockets import connect
 from ..io.tls import CertTypes, TLSConfig, VerifyTypes
 from ..io.watcher import Callback, watcher
 from ..lifecycle.coalescing import may_coalesce
 from ..lifecycle.exchange import Attempts, Exchange
 from ..lifecycle.poolstate import Action, Order, PoolFacts, PoolState, PoolStats
+from ..lifecycle.route import Route
 from ..lifecycle.rules import CloseReason, Limits
 from ..models import (
     HeaderInput,
@@ -48,6 +50,7 @@ from ..models import (
     Timeout,
     TimeoutTypes,
 )
+from ..protocol.proxy import Proxy
 from ..requestbody import PoolRequests
 from ..response import ConnectionInfo, Response
 from .http2 import HTTP2Connection, HTTP2Mode, start_http2
@@ -75,6 +78,11 @@ class ConnectionPool(PoolFacts, Closing):
         watch_idle: close idle sockets as soon as the server closes them (no CLOSE_WAIT), and
             answer what an idle HTTP/2 server sends (PING, SETTINGS, GOAWAY) at once.
         clock: the monotonic clock the lifecycle rules read (injectable for tests).
+        proxy: reach the origin through this proxy (a ``Proxy`` or its URL). An https origin
+            (or any origin through SOCKS) gets a tunnel per connection, kept and reused like
+            any pooled connection; http through an HTTP proxy is forwarded: the connections go
+            to the proxy and carry absolute-form requests (see ``PoolManager``: one such pool
+            per proxy serves every http origin).
     """
 
     def __init__(
@@ -93,9 +101,14 @@ class ConnectionPool(PoolFacts, Closing):
         headers: HeaderInput = None,
         watch_idle: bool = True,
         clock: Callable[[], float] = time.monotonic,
+        proxy: Proxy | str | None = None,
     ) -> None:
         self.origin: Origin = Origin.of(scheme, host, port)  # "::1" and "[::1]" alike
         scheme = self.origin.scheme
+        self.proxy = Proxy.parse(proxy) if proxy is not None else None
+        self._route = Route.of(self.origin, self.proxy)
+        if self._route.forward:
+            http2 = False  # a forward proxy speaks HTTP/1.1 to us
         self._tls = TLSConfig(verify, cert, bool(http2)) if scheme == "https" else None
         self._http2: HTTP2Mode = (
             http2 if (scheme == "https" or http2 == "prior-knowledge") else False
@@ -103,6 +116,7 @@ class ConnectionPool(PoolFacts, Closing):
         self.timeout = Timeout.of(timeout)
         self.headers = Headers(headers)
         self._state: PoolState[Connection] = PoolState(maxsize, block, limits, bool(self._http2))
+        self._state.tunneled = self._route.tunnel
         self._watch = watch_idle and watcher.available
         self._clock = clock
         self._lock = threading.Lock()
@@ -118,6 +132,7 @@ class ConnectionPool(PoolFacts, Closing):
         """
         state = self._state
         self._state = PoolState(state.maxsize, state.block, state.limits, bool(self._http2))
+        self._state.tunneled = self._route.tunnel
         self._lock = threading.Lock()
         self._orphans = []
 
@@ -198,7 +213,9 @@ class ConnectionPool(PoolFacts, Closing):
                 self._abandon(exchange)
                 raise
         info = ConnectionInfo(exchange, attempts.retries, head.http_version)
-        if request.url.origin != self.origin:
+        if self.proxy is not None:
+            self._route.describe(info)
+        elif request.url.origin != self.origin:
             info.coalesced = True  # carried by another host's connection (RFC 9113 §9.1.1)
         elapsed = self._clock() - started
         if stream:
@@ -292,9 +309,16 @@ class ConnectionPool(PoolFacts, Closing):
     def _dial(self, order: Order, t: Timeout) -> Exchange:
         try:
             ctx = self._tls.context() if self._tls is not None else None
-            sock, timings = connect(self.origin, t.connect, ctx)
+            route = self._route
+            if route.tunnel:
+                assert self.proxy is not None
+                sock, timings = connect_via(self.origin, self.proxy, t.connect, ctx)
+            else:
+                sock, timings = connect(route.dial, t.connect, ctx)
             try:
                 conn = self._connection(sock, timings, t)
+                if route.forward and isinstance(conn, HTTP11Connection):
+                    conn.proxy_head = route.head
             except BaseException:
                 sock.close()
                 raise

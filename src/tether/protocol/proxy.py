@@ -1,0 +1,351 @@
+"""Proxies without I/O: the proxy as a value, and the handshakes that open a route through it.
+
+A `Proxy` is parsed once from its URL and is part of a pool key: two proxies with the same
+host but other credentials get other pools (a tunnel opened as alice is never lent to bob).
+Its ``repr``, ``str`` and ``url`` never carry the credentials.
+
+The handshakes are sans-I/O, so the threaded and the asyncio bodies pump the same objects:
+``to_send()`` gives bytes to write, ``feed(available)`` takes what the socket holds (read with
+MSG_PEEK) and returns how many of those bytes belong to the handshake, and the body then reads
+exactly that many off the socket. Nothing past the handshake is consumed, so the first TLS
+record (or HTTP byte) after a CONNECT's 200 stays in the socket for what comes next.
+
+SOCKS messages are encoded and parsed by ``socksio`` (sans-I/O too); this module only frames
+them (socksio wants one whole message per call).
+"""
+
+from __future__ import annotations
+
+import base64
+import ipaddress
+import re
+from dataclasses import dataclass, field
+from urllib.parse import unquote, urlsplit
+
+from socksio import ProtocolError as SocksProtocolError
+from socksio import socks4, socks5
+
+from ..exceptions import InvalidProxyURL, ProxyError
+from ..models import URL, Origin
+
+__all__ = [
+    "PROXY_SCHEMES",
+    "ConnectHandshake",
+    "Handshake",
+    "Proxy",
+    "Socks4Handshake",
+    "Socks5Handshake",
+    "absolute_target",
+    "handshake_for",
+]
+
+PROXY_SCHEMES = frozenset({"http", "socks5", "socks5h", "socks4", "socks4a"})
+_DEFAULT_PORTS = {
+    "http": 8080,
+    "https": 443,
+    "socks5": 1080,
+    "socks5h": 1080,
+    "socks4": 1080,
+    "socks4a": 1080,
+}
+MAX_CONNECT_HEAD = 16 * 1024  # a CONNECT reply head longer than this is not a proxy talking
+
+
+@dataclass(frozen=True, slots=True)
+class Proxy:
+    """A proxy: scheme (http, socks5, socks5h, socks4, socks4a), host, port, credentials.
+
+    ``socks5h`` and ``socks4a`` let the proxy resolve the origin's name; ``socks5`` and
+    ``socks4`` resolve it here. Credentials are compared and hashed (they are part of the pool
+    key) but never shown.
+    """
+
+    scheme: str
+    host: str
+    port: int
+    username: str | None = field(default=None, repr=False)
+    password: str | None = field(default=None, repr=False)
+
+    @classmethod
+    def parse(cls, url: str | Proxy) -> Proxy:
+        """A Proxy from ``scheme://user:pass@host:port`` (user and pass percent-decoded).
+
+        A URL without a scheme is taken as http (as curl and requests do). Raises
+        InvalidProxyURL for an unsupported scheme, a missing host or a bad port.
+        """
+        if isinstance(url, Proxy):
+            return url
+        text = url.strip()
+        if "://" not in text:
+            text = "http://" + text
+        try:
+            parts = urlsplit(text)
+            port = parts.port
+        except ValueError:
+            raise InvalidProxyURL(f"bad proxy URL {_redact(text)!r}: bad port or host") from None
+        scheme = parts.scheme.lower()
+        if scheme == "https":
+            raise InvalidProxyURL(
+                f"https:// proxies (TLS to the proxy) are not supported: {_redact(text)!r}; "
+                "use http:// (https origins still get TLS end to end, inside CONNECT)"
+            )
+        if scheme not in PROXY_SCHEMES:
+            raise InvalidProxyURL(
+                f"unsupported proxy scheme {scheme!r} in {_redact(text)!r} "
+                f"(supported: {', '.join(sorted(PROXY_SCHEMES))})"
+            )
+        host = parts.hostname
+        if not host:
+            raise InvalidProxyURL(f"proxy URL {_redact(text)!r} has no host")
+        origin = Origin.of("http", host, port or _DEFAULT_PORTS[scheme])
+        user = unquote(parts.username) if parts.username is not None else None
+        password = unquote(parts.password) if parts.password is not None else None
+        return cls(scheme, origin.host, origin.port, user, password)
+
+    @property
+    def origin(self) -> Origin:
+        """Where the TCP connection to the proxy goes."""
+        return Origin("http", self.host, self.port)
+
+    @property
+    def url(self) -> str:
+        """The proxy's URL without credentials (what connection_info and errors show)."""
+        return f"{self.scheme}://{self.host}:{self.port}"
+
+    @property
+    def forwards_http(self) -> bool:
+        """http:// requests go to this proxy as absolute-form requests (no tunnel)."""
+        return self.scheme == "http"
+
+    def tunnels(self, origin: Origin) -> bool:
+        """Does a connection to ``origin`` go through a tunnel (CONNECT or SOCKS)?"""
+        return not (self.forwards_http and origin.scheme == "http")
+
+    def authorization(self) -> bytes | None:
+        """The ``Proxy-Authorization`` header line (Basic), or None without credentials."""
+        if self.username is None:
+            return None
+        raw = f"{self.username}:{self.password or ''}".encode()
+        return b"Proxy-Authorization: Basic " + base64.b64encode(raw) + b"\r\n"
+
+    def __str__(self) -> str:
+        return self.url
+
+    def __repr__(self) -> str:
+        auth = " (with credentials)" if self.username is not None else ""
+        return f"<Proxy {self.url}{auth}>"
+
+
+def _redact(url: str) -> str:
+    """``url`` with any userinfo replaced, for error messages."""
+    return re.sub(r"^([^:/]*://)[^/]*@", r"\1***@", url)
+
+
+def absolute_target(url: URL) -> str:
+    """The absolute-form request-target a forward proxy needs (RFC 9112 §3.2.2)."""
+    return f"{url.origin.scheme}://{url.host_header}{url.target}"
+
+
+class Handshake:
+    """What both bodies pump: write ``to_send()``, ``feed`` what is readable, until ``done``."""
+
+    done = False
+
+    def __init__(self, proxy: Proxy, origin: Origin) -> None:
+        self.proxy = proxy
+        self.origin = origin
+        self._out = b""
+        self._buf = b""
+
+    def to_send(self) -> bytes:
+        out, self._out = self._out, b""
+        return out
+
+    def feed(self, available: bytes) -> int:
+        """Take what the socket holds; return how many of its bytes the handshake used."""
+        raise NotImplementedError
+
+    def eof(self) -> ProxyError:
+        """The error for a proxy that closed the connection mid-handshake."""
+        return self.error("the proxy closed the connection during the handshake")
+
+    def error(self, reason: str, status: int | None = None) -> ProxyError:
+        return ProxyError(
+            f"proxy {self.proxy.url} refused the route to {self.origin}: {reason}",
+            proxy=self.proxy.url,
+            status=status,
+            reason=reason,
+        )
+
+
+class ConnectHandshake(Handshake):
+    """``CONNECT host:port`` (with Proxy-Authorization when the proxy URL has credentials)."""
+
+    def __init__(self, proxy: Proxy, origin: Origin) -> None:
+        super().__init__(proxy, origin)
+        authority = f"{origin.host}:{origin.port}"
+        head = f"CONNECT {authority} HTTP/1.1\r\nHost: {authority}\r\n".encode("ascii")
+        self._out = head + (proxy.authorization() or b"") + b"\r\n"
+        self.status = 0
+
+    def feed(self, available: bytes) -> int:
+        seen = len(self._buf)
+        buf = self._buf + available
+        end = buf.find(b"\r\n\r\n")
+        if end < 0:
+            if len(buf) > MAX_CONNECT_HEAD:
+                raise self.error(f"CONNECT reply head longer than {MAX_CONNECT_HEAD} bytes")
+            self._buf = buf
+            return len(available)
+        self._answer(buf[:end])
+        return end + 4 - seen
+
+    def _answer(self, head: bytes) -> None:
+        line = head.split(b"\r\n", 1)[0]
+        parts = line.split(b" ", 2)
+        if len(parts) < 2 or not parts[0].startswith(b"HTTP/1.") or not parts[1].isdigit():
+            raise self.error(f"not an HTTP reply to CONNECT: {line[:80]!r}")
+        status = int(parts[1])
+        reason = parts[2].decode("latin-1", "replace").strip() if len(parts) > 2 else ""
+        if not 200 <= status < 300:
+            # The reply body (an error page) is not read: the connection is closed anyway.
+            raise self.error(f"CONNECT answered {status} {reason}".rstrip(), status)
+        self.status = status
+        self.done = True
+
+
+class Socks5Handshake(Handshake):
+    """SOCKS5 (RFC 1928) with no authentication or username/password (RFC 1929).
+
+    ``address`` is what the proxy is asked to connect to: the origin's name for socks5h, an IP
+    address resolved here for socks5.
+    """
+
+    def __init__(self, proxy: Proxy, origin: Origin, address: str) -> None:
+        super().__init__(proxy, origin)
+        self._conn = socks5.SOCKS5Connection()
+        self._address = address.strip("[]")
+        methods = [socks5.SOCKS5AuthMethod.NO_AUTH_REQUIRED]
+        if proxy.username is not None:
+            methods.insert(0, socks5.SOCKS5AuthMethod.USERNAME_PASSWORD)
+        self._conn.send(socks5.SOCKS5AuthMethodsRequest(methods))
+        self._out = self._conn.data_to_send()
+
+    def feed(self, available: bytes) -> int:
+        seen = len(self._buf)
+        buf = self._buf + available
+        size = self._message_size(buf)
+        if size is None or len(buf) < size:
+            self._buf = buf
+            return len(available)
+        self._buf = b""
+        try:
+            self._receive(buf[:size])
+        except (SocksProtocolError, ValueError) as exc:
+            raise self.error(f"not a SOCKS5 reply: {exc}") from None
+        return size - seen
+
+    def _message_size(self, buf: bytes) -> int | None:
+        state = self._conn.state
+        if state != socks5.SOCKS5State.CLIENT_AUTHENTICATED:
+            return 2  # method choice, or username/password verdict
+        if len(buf) < 5:
+            return None
+        atype = buf[3]
+        if atype == 1:
+            return 10
+        if atype == 4:
+            return 22
+        if atype == 3:
+            return 7 + buf[4]
+        raise self.error(f"SOCKS5 reply with unknown address type {atype}")
+
+    def _receive(self, message: bytes) -> None:
+        reply = self._conn.receive_data(message)
+        if isinstance(reply, socks5.SOCKS5AuthReply):
+            method = reply.method
+            if method == socks5.SOCKS5AuthMethod.USERNAME_PASSWORD:
+                if self.proxy.username is None:
+                    raise self.error("the SOCKS5 proxy requires a username and password")
+                self._conn.send(
+                    socks5.SOCKS5UsernamePasswordRequest(
+                        self.proxy.username.encode(), (self.proxy.password or "").encode()
+                    )
+                )
+            elif method == socks5.SOCKS5AuthMethod.NO_AUTH_REQUIRED:
+                self._command()
+            else:
+                raise self.error("the SOCKS5 proxy accepts none of our authentication methods")
+        elif isinstance(reply, socks5.SOCKS5UsernamePasswordReply):
+            if not reply.success:
+                raise self.error("the SOCKS5 proxy refused the username and password")
+            self._command()
+        else:
+            if reply.reply_code != socks5.SOCKS5ReplyCode.SUCCEEDED:
+                code = reply.reply_code
+                raise self.error(f"SOCKS5 reply {code.name.lower()}", code[0])
+            self.done = True
+        self._out += self._conn.data_to_send()
+
+    def _command(self) -> None:
+        self._conn.send(
+            socks5.SOCKS5CommandRequest.from_address(
+                socks5.SOCKS5Command.CONNECT, (self._address, self.origin.port)
+            )
+        )
+
+
+class Socks4Handshake(Handshake):
+    """SOCKS4 (an IPv4 address resolved here) or SOCKS4a (the proxy resolves the name)."""
+
+    def __init__(self, proxy: Proxy, origin: Origin, address: str) -> None:
+        super().__init__(proxy, origin)
+        self._conn = socks4.SOCKS4Connection(user_id=(proxy.username or "").encode())
+        if proxy.scheme == "socks4a":
+            request: object = socks4.SOCKS4ARequest.from_address(
+                socks4.SOCKS4Command.CONNECT, (address.strip("[]"), origin.port)
+            )
+        else:
+            request = socks4.SOCKS4Request.from_address(
+                socks4.SOCKS4Command.CONNECT, (address, origin.port)
+            )
+        self._conn.send(request)  # type: ignore[arg-type]
+        self._out = self._conn.data_to_send()
+
+    def feed(self, available: bytes) -> int:
+        seen = len(self._buf)
+        buf = self._buf + available
+        if len(buf) < 8:
+            self._buf = buf
+            return len(available)
+        try:
+            reply = self._conn.receive_data(buf[:8])
+        except (SocksProtocolError, ValueError) as exc:
+            raise self.error(f"not a SOCKS4 reply: {exc}") from None
+        if reply.reply_code != socks4.SOCKS4ReplyCode.REQUEST_GRANTED:
+            raise self.error(f"SOCKS4 reply {reply.reply_code.name.lower()}", reply.reply_code[0])
+        self.done = True
+        return 8 - seen
+
+
+def remote_dns(proxy: Proxy) -> bool:
+    """Does the proxy resolve the origin's name (socks5h, socks4a) rather than us?"""
+    return proxy.scheme in ("socks5h", "socks4a")
+
+
+def handshake_for(proxy: Proxy, origin: Origin, address: str) -> Handshake:
+    """The handshake that opens a tunnel to ``origin`` (``address``: what to ask SOCKS for)."""
+    if proxy.scheme == "http":
+        return ConnectHandshake(proxy, origin)
+    if proxy.scheme in ("socks5", "socks5h"):
+        return Socks5Handshake(proxy, origin, address)
+    if proxy.scheme == "socks4" and not _is_ipv4(address):
+        raise InvalidProxyURL(f"socks4 carries IPv4 addresses only, not {address!r}: use socks4a")
+    return Socks4Handshake(proxy, origin, address)
+
+
+def _is_ipv4(address: str) -> bool:
+    try:
+        return ipaddress.ip_address(address).version == 4
+    except ValueError:
+        return False
