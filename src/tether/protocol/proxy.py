@@ -110,7 +110,7 @@ class Proxy:
     @property
     def url(self) -> str:
         """The proxy's URL without credentials (what connection_info and errors show)."""
-        return f"{self.scheme}://{self.host}:{self.port}"
+        return f"{self.scheme}://{_bracketed(self.host)}:{self.port}"
 
     @property
     def forwards_http(self) -> bool:
@@ -134,6 +134,10 @@ class Proxy:
     def __repr__(self) -> str:
         auth = " (with credentials)" if self.username is not None else ""
         return f"<Proxy {self.url}{auth}>"
+
+
+def _bracketed(host: str) -> str:
+    return f"[{host}]" if ":" in host else host
 
 
 def _redact(url: str) -> str:
@@ -183,7 +187,7 @@ class ConnectHandshake(Handshake):
 
     def __init__(self, proxy: Proxy, origin: Origin) -> None:
         super().__init__(proxy, origin)
-        authority = f"{origin.host}:{origin.port}"
+        authority = f"{_bracketed(origin.host)}:{origin.port}"
         head = f"CONNECT {authority} HTTP/1.1\r\nHost: {authority}\r\n".encode("ascii")
         self._out = head + (proxy.authorization() or b"") + b"\r\n"
         self.status = 0
