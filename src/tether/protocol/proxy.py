@@ -278,6 +278,8 @@ class Socks5Handshake(Handshake):
                 )
             elif method == socks5.SOCKS5AuthMethod.NO_AUTH_REQUIRED:
                 self._command()
+            elif self.proxy.username is None:
+                raise self.error("the SOCKS5 proxy requires a username and password")
             else:
                 raise self.error("the SOCKS5 proxy accepts none of our authentication methods")
         elif isinstance(reply, socks5.SOCKS5UsernamePasswordReply):
