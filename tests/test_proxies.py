@@ -279,8 +279,12 @@ def test_tinyproxy_closes_after_every_request(tinyproxy: Tinyproxy, nginx: Nginx
         bodies = [session.get(nginx.url + "/").content for _ in range(N)]
         stats = session.stats()
     assert bodies == [SMALL_BODY] * N
-    assert stats.connections_opened == N and stats.retries == 0
-    assert tinyproxy.connections() == N
+    # Its answers keep nginx's keep-alive framing, then it closes: usually the idle check sees
+    # the FIN first; when a request wins that race it meets a dead connection and is sent
+    # again on a new one (GET: safe). Either way every request reaches it on its own
+    # connection and the caller sees no error.
+    assert stats.requests - stats.retries == N
+    assert tinyproxy.connections() == stats.connections_opened == N
 
 
 @aio

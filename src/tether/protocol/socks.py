@@ -7,6 +7,8 @@ handshake's bytes off the socket and leave what follows to TLS or HTTP.
 
 from __future__ import annotations
 
+import ipaddress
+
 from socksio import ProtocolError as SocksProtocolError
 from socksio import socks4, socks5
 
@@ -100,21 +102,22 @@ class Socks5Handshake(Handshake):
 
 
 class Socks4Handshake(Handshake):
-    """SOCKS4 (an IPv4 address resolved here) or SOCKS4a (the proxy resolves the name)."""
+    """SOCKS4 (an IPv4 address resolved here) or SOCKS4a (the proxy resolves the name).
+
+    The request is packed here: socksio refuses an empty user id, which SOCKS4 allows (and
+    is what a proxy URL without a user means). The reply is parsed by socksio.
+    """
 
     def __init__(self, proxy: Proxy, origin: Origin, address: str) -> None:
         super().__init__(proxy, origin)
-        self._conn = socks4.SOCKS4Connection(user_id=(proxy.username or "").encode())
-        if proxy.scheme == "socks4a":
-            request: object = socks4.SOCKS4ARequest.from_address(
-                socks4.SOCKS4Command.CONNECT, (address.strip("[]"), origin.port)
-            )
+        self._conn = socks4.SOCKS4Connection(user_id=b"")
+        user = (proxy.username or "").encode() + b"\0"
+        port = origin.port.to_bytes(2, "big")
+        if proxy.scheme == "socks4a":  # 0.0.0.1 says "the name follows the user id"
+            name = address.strip("[]").encode("idna") + b"\0"
+            self._out = b"\x04\x01" + port + b"\0\0\0\x01" + user + name
         else:
-            request = socks4.SOCKS4Request.from_address(
-                socks4.SOCKS4Command.CONNECT, (address, origin.port)
-            )
-        self._conn.send(request)  # type: ignore[arg-type]
-        self._out = self._conn.data_to_send()
+            self._out = b"\x04\x01" + port + ipaddress.IPv4Address(address).packed + user
 
     def feed(self, available: bytes) -> int:
         seen = len(self._buf)
