@@ -271,6 +271,38 @@ def test_credentials_are_part_of_the_pool_key(squid: Squid, nginx_tls: Nginx) ->
     assert a.status_code == 200
 
 
+def test_origin_closing_the_tunnel_is_the_usual_lifecycle(
+    squid: Squid, nginx_factory: Callable[..., Nginx], ca: trustme.CA
+) -> None:
+    # nginx ends each connection after 3 requests ("Connection: close" on the 3rd) and after
+    # 1 s idle: through a tunnel that is the same lifecycle as direct, one CONNECT per
+    # connection, and no request sees an error.
+    origin = nginx_factory(ca=ca, keepalive_requests=3, keepalive_timeout=1)
+    with tether.Session(proxy=squid.proxy_url(), verify=str(origin.ca_file)) as session:
+        bodies = [session.get(origin.url + "/").content for _ in range(7)]
+        stats = session.stats()
+        time.sleep(1.3)  # the origin closes the idle tunnel; the watcher or the check sees it
+        late = session.get(origin.url + "/")
+        after = session.stats()
+    assert bodies == [SMALL_BODY] * 7
+    assert stats.tunnels_opened == 3 and stats.closes.get("NOT_PERSISTENT") == 2
+    assert late.status_code == 200 and not late.connection_info.tunnel_reused
+    assert after.tunnels_opened == 4 and after.retries == 0
+
+
+@aio
+async def test_async_origin_closing_the_tunnel(
+    squid: Squid, nginx_factory: Callable[..., Nginx], ca: trustme.CA
+) -> None:
+    origin = nginx_factory(ca=ca, keepalive_requests=3)
+    async with tether.AsyncSession(
+        proxy=squid.proxy_url(), verify=str(origin.ca_file)
+    ) as session:
+        bodies = [(await session.get(origin.url + "/")).content for _ in range(7)]
+        assert session.stats().tunnels_opened == 3
+    assert bodies == [SMALL_BODY] * 7
+
+
 # -- tinyproxy: a new connection per request, and tether copes -------------------------------
 
 
