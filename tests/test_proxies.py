@@ -105,7 +105,7 @@ def test_http_forwarded_on_one_proxy_connection(squid: Squid, nginx: Nginx) -> N
         assert echo["path"] == "/echo"  # the origin got origin-form from squid
         assert stats.connections_opened == 1 and stats.tunnels_opened == 0
         assert len(pools) == 1  # one pool per proxy, not per origin
-        entries = [e for e in squid.entries() if e.method == "GET"]
+        entries = squid.wait_for("GET", N + 1)
         assert len(entries) == N + 1
         assert len({e.client for e in entries}) == 1  # one client connection carried them all
         assert {e.url for e in entries} == {nginx.url + "/", f"http://127.0.0.1:{other.port}/echo"}
@@ -120,6 +120,7 @@ def test_forward_credentials_reach_the_proxy_only(squid: Squid) -> None:
             refused = anonymous.get(f"http://127.0.0.1:{origin.port}/")
     names = {name.lower() for name, _ in echo["headers"]}
     assert "proxy-authorization" not in names
+    squid.wait_for("GET", 2)
     assert [e.user for e in squid.entries() if e.result.endswith("/200")] == [USER]
     assert refused.status_code == 407  # forwarded: the proxy's answer is the response
 
@@ -132,7 +133,7 @@ async def test_async_http_forwarded_on_one_proxy_connection(squid: Squid, nginx:
             assert r.content == SMALL_BODY and r.connection_info.proxy == squid.proxy_url()
         stats = session.stats()
     assert stats.connections_opened == 1
-    entries = [e for e in squid.entries() if e.method == "GET"]
+    entries = squid.wait_for("GET", N)
     assert len(entries) == N and len({e.client for e in entries}) == 1
 
 
@@ -295,9 +296,7 @@ async def test_async_origin_closing_the_tunnel(
     squid: Squid, nginx_factory: Callable[..., Nginx], ca: trustme.CA
 ) -> None:
     origin = nginx_factory(ca=ca, keepalive_requests=3)
-    async with tether.AsyncSession(
-        proxy=squid.proxy_url(), verify=str(origin.ca_file)
-    ) as session:
+    async with tether.AsyncSession(proxy=squid.proxy_url(), verify=str(origin.ca_file)) as session:
         bodies = [(await session.get(origin.url + "/")).content for _ in range(7)]
         assert session.stats().tunnels_opened == 3
     assert bodies == [SMALL_BODY] * 7
@@ -451,3 +450,28 @@ def test_unsupported_proxy_url(url: str) -> None:
     with pytest.raises(tether.InvalidProxyURL) as caught:
         tether.Session(proxy=secret)
     assert "s3" not in str(caught.value)
+
+
+# -- requests' adapter: requests chooses the proxy, tether carries it ------------------------
+
+
+def test_requests_adapter_through_squid(squid: Squid, nginx: Nginx, nginx_tls: Nginx) -> None:
+    import requests
+
+    from tether.adapters.requests import TetherAdapter
+
+    adapter = TetherAdapter()
+    with requests.Session() as s:
+        s.trust_env = False
+        s.mount("http://", adapter)
+        s.mount("https://", adapter)
+        s.proxies = {"http": squid.proxy_url(), "https": squid.proxy_url()}
+        s.verify = str(nginx_tls.ca_file)
+        for url in (nginx.url, nginx_tls.url):
+            for _ in range(3):
+                assert s.get(url + "/").content == SMALL_BODY
+        stats = adapter.stats()
+        s.proxies = {"https": squid.proxy_url(1)}
+        with pytest.raises(requests.exceptions.ProxyError, match="407"):
+            s.get(nginx_tls.url + "/")
+    assert stats.connections_opened == 2 and stats.tunnels_opened == 1

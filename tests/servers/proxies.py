@@ -21,6 +21,7 @@ import pwd
 import shutil
 import subprocess
 import tempfile
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -129,6 +130,15 @@ http_access deny all
 """)
         self._chown()
         return [self.binary, "-N", "-f", str(d / "squid.conf")]
+
+    def wait_for(self, method: str, count: int, timeout: float = 3.0) -> list[SquidEntry]:
+        """The ``method`` entries once there are ``count`` (squid logs a moment later)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            found = [e for e in self.entries() if e.method == method]
+            if len(found) >= count or time.monotonic() >= deadline:
+                return found
+            time.sleep(0.02)
 
     def entries(self) -> list[SquidEntry]:
         """The access log so far (a CONNECT is logged when its tunnel closes)."""
