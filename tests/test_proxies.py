@@ -475,3 +475,38 @@ def test_requests_adapter_through_squid(squid: Squid, nginx: Nginx, nginx_tls: N
         with pytest.raises(requests.exceptions.ProxyError, match="407"):
             s.get(nginx_tls.url + "/")
     assert stats.connections_opened == 2 and stats.tunnels_opened == 1
+
+
+def test_socks5_proxy_on_ipv6_loopback(tmp_path: Path, ca: trustme.CA, nginx_tls: Nginx) -> None:
+    with Microsocks(tmp_path, ca, _binary("microsocks", "microsocks"), host="::1") as socks:
+        assert socks.proxy_url().startswith("socks5h://[::1]:")
+        with tether.Session(proxy=socks.proxy_url(), verify=str(nginx_tls.ca_file)) as s:
+            r = s.get(nginx_tls.url + "/")
+        assert r.content == SMALL_BODY
+        assert r.connection_info.proxy == socks.proxy_url()
+        assert r.connection_info.remote_address[0] == "::1"  # the connection is to the proxy
+
+
+def test_no_proxy_goes_direct(squid: Squid, nginx: Nginx) -> None:
+    proxies = {"all": squid.proxy_url(), "no_proxy": "localhost, 127.0.0.0/8"}
+    with tether.Session(proxies=proxies) as session:
+        info = session.get(nginx.url + "/").connection_info
+        via = session.get(nginx.url.replace("127.0.0.1", "localhost") + "/").connection_info
+    assert info.proxy is None and via.proxy is None
+    assert squid.entries() == []
+
+
+def test_threads_share_pooled_tunnels(squid: Squid, nginx_tls: Nginx) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    before = len(nginx_tls.access_log())
+    with tether.Session(
+        proxy=squid.proxy_url(), verify=str(nginx_tls.ca_file), pool_maxsize=4, pool_block=True
+    ) as session:
+        with ThreadPoolExecutor(16) as pool:
+            bodies = list(pool.map(lambda _: session.get(nginx_tls.url + "/").content, range(64)))
+        stats = session.stats()
+    assert bodies == [SMALL_BODY] * 64
+    assert stats.tunnels_opened == 4 and stats.requests == 64
+    nginx_tls.wait_for_requests(before + 64)
+    assert len(_new_connections(nginx_tls, before)) == 4

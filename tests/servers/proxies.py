@@ -188,12 +188,16 @@ class Microsocks(ServerProcess):
     ports_needed = 1
     stop_grace = 0.2
 
-    def __init__(self, workdir: Path, ca: trustme.CA, binary: str, auth: bool = False) -> None:
+    def __init__(
+        self, workdir: Path, ca: trustme.CA, binary: str, auth: bool = False, host: str = ""
+    ) -> None:
         super().__init__(workdir, binary=binary, ca=ca)
         self.auth = auth
+        if host:
+            self.host = host  # "::1": listen on IPv6 loopback
 
     def _command(self) -> list[str]:
-        argv = [self.binary, "-i", self.host, "-p", str(self.ports[0]), "-b", self.host]
+        argv = [self.binary, "-i", self.host, "-p", str(self.ports[0]), "-b", "127.0.0.1"]
         if self.auth:
             argv += ["-u", USER, "-P", PASSWORD]
         return argv
@@ -205,7 +209,8 @@ class Microsocks(ServerProcess):
         from urllib.parse import quote
 
         creds = f"{quote(USER, safe='')}:{quote(PASSWORD, safe='')}@" if auth else ""
-        return f"{scheme}://{creds}{self.host}:{self.ports[0]}"
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"{scheme}://{creds}{host}:{self.ports[0]}"
 
     def tunnels(self) -> int:
         """Tunnels opened so far (microsocks prints a line per client it connected)."""
