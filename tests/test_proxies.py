@@ -21,6 +21,7 @@ from urllib.parse import quote
 
 import pytest
 import trustme
+from adapter_routes import closed_port
 from aio_helpers import LOOPS, run
 from helpers import fd_count
 from servers.fakeproxy import FakeConnectProxy
@@ -510,3 +511,21 @@ def test_threads_share_pooled_tunnels(squid: Squid, nginx_tls: Nginx) -> None:
     assert stats.tunnels_opened == 4 and stats.requests == 64
     nginx_tls.wait_for_requests(before + 64)
     assert len(_new_connections(nginx_tls, before)) == 4
+
+
+def test_unreachable_proxy_is_named(nginx: Nginx, nginx_tls: Nginx) -> None:
+    proxy = f"http://{USER}:{quote(PASSWORD, safe='')}@127.0.0.1:{closed_port()}"
+    with tether.Session(proxy=proxy) as session:
+        for url in (nginx.url, nginx_tls.url):  # forwarded, and tunneled
+            with pytest.raises(tether.ConnectError, match=r"proxy http://127\.0\.0\.1:") as caught:
+                session.get(url + "/")
+            assert not isinstance(caught.value, tether.ProxyError)  # it never answered
+            assert PASSWORD not in str(caught.value) and "s3" not in str(caught.value)
+        assert session.stats().open == 0
+
+
+@aio
+async def test_async_unreachable_proxy_is_named(nginx_tls: Nginx) -> None:
+    async with tether.AsyncSession(proxy=f"socks5h://127.0.0.1:{closed_port()}") as session:
+        with pytest.raises(tether.ConnectError, match=r"proxy socks5h://127\.0\.0\.1:"):
+            await session.get(nginx_tls.url + "/")

@@ -239,14 +239,14 @@ class AsyncConnectionPool(PoolFacts):
             ctx = self._tls.context() if self._tls is not None else None
             route = self._route
             conn = await open_connection(
-                route.origin if route.tunnel else route.dial,
+                self.origin,
                 ctx,
                 self._http2,
                 t,
                 self._clock,
                 self._on_idle,
                 self._on_conn_event,
-                self.proxy if route.tunnel else None,
+                self.proxy,
             )
             if route.forward and isinstance(conn, AsyncHTTP11Connection):
                 conn.proxy_head = route.head

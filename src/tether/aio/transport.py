@@ -113,7 +113,8 @@ async def dial(
     proxy: Proxy | None = None,
 ) -> tuple[P, DialInfo]:
     """Connect a new ``factory()`` protocol to ``origin`` (TCP, then TLS for https), through
-    a tunnel of ``proxy`` (CONNECT or SOCKS) if one is given.
+    a tunnel of ``proxy`` (CONNECT or SOCKS) if one is given, or to the proxy itself when it
+    forwards ``origin``'s requests.
 
     Raises ConnectTimeout (the whole set-up took longer than ``timeout``), ConnectError,
     ProxyError or TLSError; on failure or cancellation nothing is left open.
@@ -124,12 +125,16 @@ async def dial(
             if proxy is None:
                 sock = await _connect(origin, timings)
             else:
-                sock = await _connect(proxy.origin, timings)
                 try:
-                    await open_tunnel(sock, origin, proxy)
-                except BaseException:
-                    sock.close()
-                    raise
+                    sock = await _connect(proxy.origin, timings)
+                except ConnectError as exc:
+                    raise ConnectError(f"proxy {proxy.url}: {exc}") from None
+                if proxy.tunnels(origin):
+                    try:
+                        await open_tunnel(sock, origin, proxy)
+                    except BaseException:
+                        sock.close()
+                        raise
             started = time.monotonic()
             loop = asyncio.get_running_loop()
             try:

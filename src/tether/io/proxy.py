@@ -27,14 +27,17 @@ def connect_via(
     timeout: float | None,
     ssl_context: ssl.SSLContext | None,
 ) -> tuple[socket.socket, DialInfo]:
-    """A connection to ``origin`` through a tunnel (HTTP CONNECT or SOCKS) of ``proxy``.
+    """A connection to ``origin`` through a tunnel (HTTP CONNECT or SOCKS) of ``proxy``, or
+    to the proxy itself when it forwards ``origin``'s requests (http:// via an HTTP proxy).
 
     For https, TLS runs to the origin inside the tunnel and its certificate is checked
     against the origin's name. Raises ProxyError (the proxy refused or broke the handshake),
     ConnectTimeout, ConnectError or TLSError; on failure nothing is left open.
     """
+    if not proxy.tunnels(origin):
+        return _to_proxy(proxy, timeout)  # forwarded: the connection is to the proxy itself
     address = socks_address(proxy, origin)
-    sock, timings = connect(proxy.origin, timeout, None)
+    sock, timings = _to_proxy(proxy, timeout)
     try:
         started = time.monotonic()
         pump(sock, handshake_for(proxy, origin, address), proxy)
@@ -45,6 +48,17 @@ def connect_via(
     if ssl_context is None:
         return sock, timings
     return tls_over(sock, timings, origin, ssl_context, timeout), timings
+
+
+def _to_proxy(proxy: Proxy, timeout: float | None) -> tuple[socket.socket, DialInfo]:
+    try:
+        return connect(proxy.origin, timeout, None)
+    except ConnectTimeout:
+        raise ConnectTimeout(
+            f"connecting to proxy {proxy.url} timed out after {timeout}s"
+        ) from None
+    except ConnectError as exc:
+        raise ConnectError(f"proxy {proxy.url}: {exc}") from None
 
 
 def socks_address(proxy: Proxy, origin: Origin) -> str:

@@ -25,22 +25,22 @@ __all__ = ["Route"]
 
 @dataclass(frozen=True, slots=True)
 class Route:
-    """Where a pool dials, and what it says about the connections it made."""
+    """What a pool's connections are, and what it says about the connections it made (the
+    dial itself is ``io.proxy.connect_via`` / ``aio.transport.dial``, by the same rule)."""
 
     origin: Origin
     proxy: Proxy | None
     tunnel: bool  # each connection is a tunnel through ``proxy`` to ``origin``
     forward: bool  # each connection goes to ``proxy`` itself and carries absolute-form requests
-    dial: Origin  # where TCP goes when there is no tunnel (the proxy when forwarding)
     head: bytes  # header lines added to forwarded requests (Proxy-Authorization)
 
     @classmethod
     def of(cls, origin: Origin, proxy: Proxy | None) -> Route:
         if proxy is None:
-            return cls(origin, None, False, False, origin, b"")
+            return cls(origin, None, False, False, b"")
         if proxy.tunnels(origin):
-            return cls(origin, proxy, True, False, proxy.origin, b"")
-        return cls(origin, proxy, False, True, proxy.origin, proxy.authorization() or b"")
+            return cls(origin, proxy, True, False, b"")
+        return cls(origin, proxy, False, True, proxy.authorization() or b"")
 
     def describe(self, info: Any) -> None:
         """Label a response's ConnectionInfo: which proxy carried it, and how."""

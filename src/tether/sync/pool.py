@@ -310,11 +310,10 @@ class ConnectionPool(PoolFacts, Closing):
         try:
             ctx = self._tls.context() if self._tls is not None else None
             route = self._route
-            if route.tunnel:
-                assert self.proxy is not None
+            if self.proxy is not None:
                 sock, timings = connect_via(self.origin, self.proxy, t.connect, ctx)
             else:
-                sock, timings = connect(route.dial, t.connect, ctx)
+                sock, timings = connect(self.origin, t.connect, ctx)
             try:
                 conn = self._connection(sock, timings, t)
                 if route.forward and isinstance(conn, HTTP11Connection):
