@@ -529,3 +529,35 @@ async def test_async_unreachable_proxy_is_named(nginx_tls: Nginx) -> None:
     async with tether.AsyncSession(proxy=f"socks5h://127.0.0.1:{closed_port()}") as session:
         with pytest.raises(tether.ConnectError, match=r"proxy socks5h://127\.0\.0\.1:"):
             await session.get(nginx_tls.url + "/")
+
+
+# -- httpx's transport: the proxy given to tether's transport --------------------------------
+
+
+def test_httpx_transport_through_squid(squid: Squid, nginx_tls: Nginx) -> None:
+    import httpx
+
+    from tether.adapters.httpx import TetherTransport
+
+    verify = str(nginx_tls.ca_file)
+    transport = TetherTransport(verify=verify, proxy=httpx.Proxy(squid.proxy_url()))
+    with httpx.Client(transport=transport) as client:
+        infos = [client.get(nginx_tls.url + "/").extensions["connection_info"] for _ in range(3)]
+        assert transport.stats().tunnels_opened == 1
+    assert [i.tunnel_reused for i in infos] == [False, True, True]
+    refused = TetherTransport(verify=verify, proxy=squid.proxy_url(1))
+    with httpx.Client(transport=refused) as client, pytest.raises(httpx.ProxyError, match="407"):
+        client.get(nginx_tls.url + "/")
+
+
+@aio
+async def test_async_httpx_transport_with_proxy_credentials(squid: Squid, nginx_tls: Nginx) -> None:
+    import httpx
+
+    from tether.adapters.httpx import AsyncTetherTransport
+
+    proxy = httpx.Proxy(squid.proxy_url(1), auth=(USER, PASSWORD))
+    transport = AsyncTetherTransport(verify=str(nginx_tls.ca_file), proxy=proxy)
+    async with httpx.AsyncClient(transport=transport) as client:
+        r = await client.get(nginx_tls.url + "/")
+    assert r.content == SMALL_BODY
