@@ -561,3 +561,11 @@ async def test_async_httpx_transport_with_proxy_credentials(squid: Squid, nginx_
     async with httpx.AsyncClient(transport=transport) as client:
         r = await client.get(nginx_tls.url + "/")
     assert r.content == SMALL_BODY
+
+
+def test_one_shot_calls_take_a_proxy(squid: Squid, nginx: Nginx) -> None:
+    r = tether.get(nginx.url + "/", proxy=squid.proxy_url())
+    s = tether.get(nginx.url + "/", proxies={"http": squid.proxy_url()})
+    assert r.content == s.content == SMALL_BODY
+    assert r.connection_info.proxy == s.connection_info.proxy == squid.proxy_url()
+    assert len(squid.wait_for("GET", 2)) == 2

@@ -164,7 +164,7 @@ def request(method: str, url: str | URL, **kwargs: Any) -> Response:
     """
     if kwargs.pop("stream", False):
         raise TypeError("one-shot calls read the body; use a Session for stream=True")
-    session_args = {k: kwargs.pop(k) for k in ("verify", "cert") if k in kwargs}
+    session_args = {k: kwargs.pop(k) for k in ("verify", "cert", "proxy") if k in kwargs}
     with Session(pool_maxsize=1, watch_idle=False, **session_args) as session:
         return session.request(method, url, **kwargs)
 
