@@ -29,7 +29,7 @@ from servers.nginx import SMALL_BODY, Nginx
 from servers.proxies import PASSWORD, USER, Microsocks, Squid, Tinyproxy, find
 
 import tether
-from tether.testing import TestServer
+from tether.testing import Exchange, TestServer
 
 N = 5
 
@@ -569,3 +569,62 @@ def test_one_shot_calls_take_a_proxy(squid: Squid, nginx: Nginx) -> None:
     assert r.content == s.content == SMALL_BODY
     assert r.connection_info.proxy == s.connection_info.proxy == squid.proxy_url()
     assert len(squid.wait_for("GET", 2)) == 2
+
+
+# -- the forward proxy's side, seen by an in-process server standing in for it ------------------
+# TestServer echoes any request-target it gets, absolute-form included, so it shows exactly
+# what a forward proxy receives. "origin.example" is never resolved: the connection is the
+# proxy's.
+
+
+def _forward_proxy() -> TestServer:
+    server = TestServer()
+
+    def keep_alive(ex: Exchange) -> None:
+        ex.respond(200, [("Keep-Alive", "timeout=1")], b"short")
+
+    server.route("http://origin.example/ka", keep_alive)
+    return server  # started by "with"
+
+
+def test_forward_request_form_and_credentials() -> None:
+    with _forward_proxy() as fake:
+        proxy = f"http://al%40ice:p%3Ass@127.0.0.1:{fake.port}"
+        with tether.Session(proxy=proxy) as session:
+            a = session.get("http://origin.example/echo?q=1")
+            b = session.get("http://other.example:8080/x")
+        first, second = a.json(), b.json()
+    assert first["path"] == "http://origin.example/echo" and first["query"] == "q=1"
+    assert second["path"] == "http://other.example:8080/x"
+    headers = dict(first["headers"])
+    assert headers["Host"] == "origin.example"
+    assert headers["Proxy-Authorization"] == "Basic YWxAaWNlOnA6c3M="  # al@ice:p:ss
+    assert "Proxy-Authorization" not in a.request.headers  # added on the wire only
+    assert first["connection_id"] == second["connection_id"]  # one connection to the proxy
+    assert a.connection_info.proxy == f"http://127.0.0.1:{fake.port}"
+
+
+def test_forward_proxy_keep_alive_timeout_honoured() -> None:
+    with _forward_proxy() as fake, tether.Session(proxy=f"http://127.0.0.1:{fake.port}") as s:
+        assert s.get("http://origin.example/ka").content == b"short"
+        time.sleep(1.1)  # past the proxy's announced timeout: not offered again
+        again = s.get("http://origin.example/echo")
+        stats = s.stats()
+    assert not again.connection_info.reused and stats.retries == 0
+    assert stats.closes.get("SERVER_IDLE_TIMEOUT") == 1
+    assert fake.connections_accepted == 2
+
+
+@aio
+async def test_async_forward_request_form_and_keep_alive() -> None:
+    with _forward_proxy() as fake:
+        async with tether.AsyncSession(proxy=f"http://u:p@127.0.0.1:{fake.port}") as s:
+            echo = (await s.get("http://origin.example/echo")).json()
+            assert (await s.get("http://origin.example/ka")).content == b"short"
+            await asyncio.sleep(1.1)
+            again = await s.get("http://origin.example/echo")
+            stats = s.stats()
+    assert echo["path"] == "http://origin.example/echo"
+    assert dict(echo["headers"])["Proxy-Authorization"] == "Basic dTpw"
+    assert not again.connection_info.reused and stats.retries == 0
+    assert stats.closes.get("SERVER_IDLE_TIMEOUT") == 1
