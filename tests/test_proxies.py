@@ -628,3 +628,14 @@ async def test_async_forward_request_form_and_keep_alive() -> None:
     assert dict(echo["headers"])["Proxy-Authorization"] == "Basic dTpw"
     assert not again.connection_info.reused and stats.retries == 0
     assert stats.closes.get("SERVER_IDLE_TIMEOUT") == 1
+
+
+@aio
+async def test_async_per_request_proxies(squid: Squid, nginx_tls: Nginx) -> None:
+    async with tether.AsyncSession(verify=str(nginx_tls.ca_file)) as session:
+        direct = await session.get(nginx_tls.url + "/")
+        proxied = await session.get(nginx_tls.url + "/", proxies={"all": squid.proxy_url()})
+        assert len(session.pool_manager.pools()) == 2
+    assert direct.connection_info.proxy is None
+    assert proxied.connection_info.proxy == squid.proxy_url()
+    assert proxied.connection_info.connection_id != direct.connection_info.connection_id

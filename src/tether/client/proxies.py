@@ -16,6 +16,7 @@ with ``:port`` to match that port only.
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import os
 from collections.abc import Mapping
@@ -50,12 +51,19 @@ def _choose(url: URL, explicit: Mapping[str, object], env: Mapping[str, str]) ->
     chosen = _select(url, explicit)
     if chosen is not _UNSET:
         if chosen and not bypasses(url, str(explicit.get("no_proxy") or "")):
-            return Proxy.parse(chosen)  # type: ignore[arg-type]
+            return _parse(chosen)
         return None
     chosen = _select(url, env)
     if chosen is _UNSET or not chosen or bypasses(url, env.get("no_proxy") or ""):
         return None
-    return Proxy.parse(chosen)  # type: ignore[arg-type]
+    return _parse(chosen)
+
+
+@functools.lru_cache(maxsize=64)
+def _parse(url: str | Proxy) -> Proxy:
+    # The environment's and a request's proxies are strings: parsed once, not per request.
+    # (An invalid one raises every time: lru_cache keeps no exceptions.)
+    return Proxy.parse(url)
 
 
 class ProxyChooser:
