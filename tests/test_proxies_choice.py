@@ -251,3 +251,11 @@ def test_socks4a_and_socks4() -> None:
     hs.to_send()
     with pytest.raises(tether.ProxyError):
         hs.feed(b"\x00\x5b\x00\x00\x00\x00\x00\x00")
+
+
+def test_session_shows_its_proxies_without_credentials() -> None:
+    with tether.Session(proxy="http://u:hunter2@p.example:1", proxies={"https": None}) as s:
+        shown = repr(s.proxies)
+        assert s.proxies["all"] == Proxy.parse("http://u:hunter2@p.example:1")
+        assert s.proxies["https"] is None
+    assert "hunter2" not in shown and "p.example" in shown

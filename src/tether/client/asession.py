@@ -50,7 +50,7 @@ class AsyncSession:
         proxies: ProxiesTypes = None,
     ) -> None:
         self.headers = default_headers(headers)
-        self.proxies = ProxyChooser(proxy, proxies)  # see Session
+        self._proxies = ProxyChooser(proxy, proxies)  # see Session
         self._manager = AsyncPoolManager(
             num_pools,
             maxsize=pool_maxsize,
@@ -82,7 +82,7 @@ class AsyncSession:
             method, url, self.headers, params=params, data=data, json=json, headers=headers
         )
         tls = tls_override(self._manager.tls, verify, cert)
-        proxy = self.proxies.choose(req.url, proxies)
+        proxy = self._proxies.choose(req.url, proxies)
         return await self._manager.send(req, timeout, stream, tls, proxy)
 
     async def get(self, url: str | URL, **kwargs: Any) -> AsyncResponse:
@@ -112,6 +112,11 @@ class AsyncSession:
     async def delete(self, url: str | URL, **kwargs: Any) -> AsyncResponse:
         """DELETE ``url``."""
         return await self.request("DELETE", url, **kwargs)
+
+    @property
+    def proxies(self) -> dict[str, Any]:
+        """The session's proxy settings, requests' form (a copy; ``"all"`` for ``proxy=``)."""
+        return dict(self._proxies.proxies)
 
     @property
     def pool_manager(self) -> AsyncPoolManager:

@@ -71,7 +71,7 @@ class Session(Closing):
         self.headers = default_headers(headers)
         # The environment's proxies join when trust_env is wired here (ProxyChooser's own
         # trust_env); until then only what the caller passes is used.
-        self.proxies = ProxyChooser(proxy, proxies)
+        self._proxies = ProxyChooser(proxy, proxies)
         self._manager = PoolManager(
             num_pools,
             maxsize=pool_maxsize,
@@ -110,7 +110,7 @@ class Session(Closing):
             method, url, self.headers, params=params, data=data, json=json, headers=headers
         )
         tls = tls_override(self._manager.tls, verify, cert)
-        proxy = self.proxies.choose(req.url, proxies)
+        proxy = self._proxies.choose(req.url, proxies)
         response: Response = self._manager.send(req, timeout, stream, tls, proxy)
         return response
 
@@ -141,6 +141,11 @@ class Session(Closing):
     def delete(self, url: str | URL, **kwargs: Any) -> Response:
         """DELETE ``url``."""
         return self.request("DELETE", url, **kwargs)
+
+    @property
+    def proxies(self) -> dict[str, Any]:
+        """The session's proxy settings, requests' form (a copy; ``"all"`` for ``proxy=``)."""
+        return dict(self._proxies.proxies)
 
     @property
     def pool_manager(self) -> PoolManager:
