@@ -26,7 +26,7 @@ from aio_helpers import LOOPS, run
 from helpers import fd_count
 from servers.fakeproxy import FakeConnectProxy
 from servers.nginx import SMALL_BODY, Nginx
-from servers.proxies import PASSWORD, USER, Microsocks, Squid, Tinyproxy, find
+from servers.proxies import PASSWORD, USER, Dante, Microsocks, Squid, Tinyproxy, find
 
 import tether
 from tether.testing import Exchange, TestServer
@@ -639,3 +639,31 @@ async def test_async_per_request_proxies(squid: Squid, nginx_tls: Nginx) -> None
     assert direct.connection_info.proxy is None
     assert proxied.connection_info.proxy == squid.proxy_url()
     assert proxied.connection_info.connection_id != direct.connection_info.connection_id
+
+
+# -- dante: SOCKS4 and SOCKS5 from another implementation ---------------------------------------
+
+
+@pytest.fixture(scope="module")
+def dante(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Dante]:
+    binary = _binary("danted", "dante-server")
+    with Dante(tmp_path_factory.mktemp("dante"), binary=binary, ca=trustme.CA()) as server:
+        yield server
+
+
+# socks4a with a name is left out: dante 1.4 reads it as SOCKS4 to 0.0.0.1 (it has no 4a);
+# tether sends an IPv4 literal as plain SOCKS4, which dante serves.
+@pytest.mark.parametrize(
+    ("scheme", "host"),
+    [(s, h) for s in ("socks4", "socks5", "socks5h") for h in ("127.0.0.1", "localhost")]
+    + [("socks4a", "127.0.0.1")],
+)
+def test_dante_tunnels(dante: Dante, nginx: Nginx, scheme: str, host: str) -> None:
+    before = dante.tunnels()
+    url = nginx.url.replace("127.0.0.1", host) + "/"
+    with tether.Session(proxy=dante.proxy_url(scheme)) as session:
+        infos = [session.get(url).connection_info for _ in range(3)]
+        stats = session.stats()
+    assert [i.tunnel_reused for i in infos] == [False, True, True]
+    assert stats.tunnels_opened == 1
+    assert _eventually(lambda: [1] * (dante.tunnels() - before)) == [1]

@@ -6,6 +6,8 @@
   connection (``ip:port``), and one line per CONNECT tunnel, written when the tunnel closes.
 - ``Tinyproxy``: forward and CONNECT, closes the client connection after every request;
   ``connections()`` counts the client connections it accepted.
+- ``Dante``: SOCKS4, SOCKS4a and SOCKS5 without authentication; ``tunnels()`` counts the
+  client connections it accepted.
 - ``Microsocks``: SOCKS5 (names resolved by the proxy for socks5h), with ``auth=True``
   requiring ``USER``/``PASSWORD``; ``tunnels()`` counts the tunnels it opened.
 
@@ -215,3 +217,37 @@ class Microsocks(ServerProcess):
     def tunnels(self) -> int:
         """Tunnels opened so far (microsocks prints a line per client it connected)."""
         return sum(1 for line in self.output().splitlines() if "client[" in line)
+
+
+class Dante(ServerProcess):
+    name = "dante"
+    ports_needed = 1
+    stop_grace = 2.5  # SIGTERM stops its children in about 2 s
+
+    def _command(self) -> list[str]:
+        d = self.workdir
+        (d / "danted.conf").write_text(f"""
+logoutput: {d}/danted.log
+internal: 127.0.0.1 port = {self.ports[0]}
+external: 127.0.0.1
+socksmethod: none
+clientmethod: none
+user.privileged: root
+user.unprivileged: nobody
+client pass {{ from: 127.0.0.0/8 to: 0.0.0.0/0 log: connect disconnect }}
+socks pass  {{ from: 127.0.0.0/8 to: 127.0.0.0/8 log: connect disconnect }}
+socks block {{ from: 0.0.0.0/0 to: 0.0.0.0/0 log: connect error }}
+""")
+        return [self.binary, "-f", str(d / "danted.conf"), "-p", str(d / "danted.pid")]
+
+    def _parse_access_log(self) -> list[AccessEntry]:
+        return []
+
+    def proxy_url(self, scheme: str = "socks4a") -> str:
+        return f"{scheme}://{self.host}:{self.ports[0]}"
+
+    def tunnels(self) -> int:
+        """SOCKS tunnels opened so far (one ``socks ... pass`` connect line each)."""
+        path = self.workdir / "danted.log"
+        text = path.read_text(errors="replace") if path.exists() else ""
+        return sum(1 for line in text.splitlines() if "pass(1): tcp/connect [" in line)

@@ -113,7 +113,7 @@ class Socks4Handshake(Handshake):
         self._conn = socks4.SOCKS4Connection(user_id=b"")
         user = (proxy.username or "").encode() + b"\0"
         port = origin.port.to_bytes(2, "big")
-        if proxy.scheme == "socks4a":  # 0.0.0.1 says "the name follows the user id"
+        if proxy.scheme == "socks4a" and not _is_ipv4(address):  # 0.0.0.1: a name follows
             name = address.strip("[]").encode("idna") + b"\0"
             self._out = b"\x04\x01" + port + b"\0\0\0\x01" + user + name
         else:
@@ -133,3 +133,10 @@ class Socks4Handshake(Handshake):
             raise self.error(f"SOCKS4 reply {reply.reply_code.name.lower()}", reply.reply_code[0])
         self.done = True
         return 8 - seen
+
+
+def _is_ipv4(address: str) -> bool:
+    try:
+        return ipaddress.ip_address(address).version == 4
+    except ValueError:
+        return False
