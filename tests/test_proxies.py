@@ -1,5 +1,6 @@
 """Proxies, against real ones on loopback: squid (forward, CONNECT, Basic auth), tinyproxy
-(closes after every request), microsocks (SOCKS5, socks5h, auth); nginx as the origin.
+(closes after every request), microsocks (SOCKS5, socks5h, auth), dante (SOCKS4, SOCKS5);
+nginx as the origin.
 
 Reuse is proven from the proxy's side (squid's access log names the client connection of
 every forwarded request and logs one line per tunnel; microsocks prints one line per tunnel;
