@@ -1,7 +1,7 @@
 """TetherAdapter under requests: the same assertions with requests' stock adapter and tether's.
 
 Over real sockets, against TestServer and nginx. Where tether is deliberately different
-(proxies refused, retries), the test says so.
+(proxies, retries), the test says so.
 """
 
 from __future__ import annotations
@@ -228,16 +228,18 @@ def test_env_proxy_with_trust_env_false_is_not_used(
 # -- where tether differs on purpose -----------------------------------------------------------
 
 
-def test_proxies_are_refused_not_ignored(
-    server: TestServer, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_proxies_are_used_not_ignored(server: TestServer, monkeypatch: pytest.MonkeyPatch) -> None:
+    # A proxy that cannot be reached: the request fails, so it did not go around it.
     monkeypatch.setenv("HTTP_PROXY", f"http://127.0.0.1:{closed_port()}")
     with make_session("tether") as s:
-        with pytest.raises(ProxiesNotSupported, match="proxies"):
+        with pytest.raises(requests.exceptions.ConnectionError):
             s.get(server.url + "/echo")  # trust_env: requests passes the environment's proxy
         s.trust_env = False
-        s.proxies = {"http": "http://127.0.0.1:1"}
-        with pytest.raises(ProxiesNotSupported):
+        s.proxies = {"http": f"http://127.0.0.1:{closed_port()}"}
+        with pytest.raises(requests.exceptions.ConnectionError):
+            s.get(server.url + "/echo")
+        s.proxies = {"http": "https://127.0.0.1:1"}  # TLS to the proxy: not supported
+        with pytest.raises(ProxiesNotSupported, match="https:// proxies"):
             s.get(server.url + "/echo")
         s.proxies = {"https": "http://127.0.0.1:1"}  # not for this scheme: fine
         assert s.get(server.url + "/echo").status_code == 200

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import socket
 from pathlib import Path
 
 import pytest
@@ -121,18 +122,24 @@ def test_one_shot_get_follows_redirects(test_server: TestServer) -> None:
 
 @pytest.mark.parametrize("kind", KINDS)
 @pytest.mark.parametrize("variable", ["HTTP_PROXY", "http_proxy", "ALL_PROXY"])
-def test_proxy_in_environment_is_a_clear_error(
+def test_proxy_in_environment_is_used(
     kind: str, variable: str, test_server: TestServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv(variable, "http://user:proxypass@127.0.0.1:3128")
-    with make_session(kind, trust_env=True) as s:
-        with pytest.raises(tether.ProxiesNotSupported, match=variable) as info:
-            s.get(test_server.url + "/echo")
-        assert info.value.variable == variable
-        assert "proxypass" not in str(info.value)
-    assert test_server.connections_accepted == 0  # refused, not silently sent direct
-    with make_session(kind, trust_env=False) as s:
-        assert s.get(test_server.url + "/echo").status == 200
+    # The request goes to the proxy the variable names (never silently direct), only with
+    # trust_env; the proxy's credentials never appear in what the user sees.
+    proxy = TestServer().start()
+    try:
+        monkeypatch.setenv(variable, f"http://user:proxypass@127.0.0.1:{proxy.port}")
+        with make_session(kind, trust_env=True) as s:
+            r = s.get(test_server.url + "/echo")
+            assert "proxypass" not in repr(r.connection_info) and "proxypass" not in repr(s)
+        assert proxy.connections_accepted == 1
+        assert test_server.connections_accepted == 0
+        with make_session(kind, trust_env=False) as s:
+            assert s.get(test_server.url + "/echo").status == 200
+        assert test_server.connections_accepted == 1 and proxy.connections_accepted == 1
+    finally:
+        proxy.stop()
 
 
 @pytest.mark.parametrize("kind", KINDS)
@@ -212,12 +219,15 @@ def test_proxy_rule_checked_on_each_redirect_hop(
     kind: str, test_server: TestServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # http is not proxied here, https is: a redirect to https must not go direct.
-    monkeypatch.setenv("HTTPS_PROXY", "http://127.0.0.1:3128")
+    with socket.socket() as closed:
+        closed.bind(("127.0.0.1", 0))
+        port = closed.getsockname()[1]  # nothing listens here once the socket closes
+    monkeypatch.setenv("HTTPS_PROXY", f"http://127.0.0.1:{port}")
     test_server.route(
         "/up", lambda ex: ex.respond(301, [("Location", f"https://127.0.0.1:{ex.server.port}/")])
     )
     s = make_session(kind, trust_env=True)
-    with s, pytest.raises(tether.ProxiesNotSupported, match="HTTPS_PROXY"):
+    with s, pytest.raises(tether.ConnectError, match=f"proxy http://127.0.0.1:{port}"):
         s.get(test_server.url + "/up")
     assert test_server.connections_accepted == 1  # the http hop only
 

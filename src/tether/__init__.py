@@ -17,6 +17,7 @@ from .aio.pool import AsyncConnectionPool
 from .aio.poolmanager import AsyncPoolManager
 from .client.asession import AsyncSession
 from .client.auth import Auth, BasicAuth, DigestAuth, FunctionAuth, TokenAuth
+from .client.proxies import proxy_for
 from .client.retry import Retry
 from .client.session import Session, delete, get, head, options, patch, post, put, request
 from .client.transports import AsyncMockTransport, MockTransport, build_response
@@ -30,13 +31,14 @@ from .exceptions import (
     DecompressionLimitError,
     HTTPStatusError,
     InvalidHeader,
+    InvalidProxyURL,
     InvalidRedirect,
     InvalidRequest,
     InvalidURL,
     NetworkError,
     PoolClosed,
     PoolTimeout,
-    ProxiesNotSupported,
+    ProxyError,
     ReadError,
     ReadTimeout,
     RedirectError,
@@ -63,6 +65,7 @@ from .lifecycle.dialplan import DialAttempt
 from .lifecycle.poolstate import PoolStats
 from .lifecycle.trace import TraceEvent
 from .models import URL, Headers, Origin, Request, Timeout
+from .protocol.proxy import Proxy
 from .response import AsyncResponse, ConnectionInfo, RawBody, Response
 from .sync.pool import ConnectionPool
 from .sync.poolmanager import PoolManager
@@ -96,6 +99,7 @@ __all__ = [
     "Headers",
     "IdleTimeoutLearner",
     "InvalidHeader",
+    "InvalidProxyURL",
     "InvalidRedirect",
     "InvalidRequest",
     "InvalidURL",
@@ -108,7 +112,8 @@ __all__ = [
     "PoolManager",
     "PoolStats",
     "PoolTimeout",
-    "ProxiesNotSupported",
+    "Proxy",
+    "ProxyError",
     "RawBody",
     "ReadError",
     "ReadTimeout",
@@ -145,6 +150,7 @@ __all__ = [
     "options",
     "patch",
     "post",
+    "proxy_for",
     "put",
     "request",
     "system_resolver",

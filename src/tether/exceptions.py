@@ -11,7 +11,8 @@ keeps working. The right-hand column names what requests (and httpx) raise for t
     TetherError                     RequestException             HTTPError
     ├── InvalidRequest  (ValueError)  refused before any byte was written
     │   ├── InvalidURL              InvalidURL, MissingSchema    InvalidURL, UnsupportedProtocol
-    │   └── InvalidHeader           InvalidHeader                LocalProtocolError
+    │   ├── InvalidHeader           InvalidHeader                LocalProtocolError
+    │   └── InvalidProxyURL         InvalidProxyURL              ProxyError
     ├── RequestError    (OSError)   RequestException             RequestError
     │   ├── TransportError                                       TransportError
     │   │   ├── TimeoutException    Timeout                      TimeoutException
@@ -23,7 +24,8 @@ keeps working. The right-hand column names what requests (and httpx) raise for t
     │   │   ├── NetworkError        ConnectionError              NetworkError
     │   │   │   ├── ConnectError    ConnectionError              ConnectError
     │   │   │   │   ├── ResolveError  ConnectionError            ConnectError
-    │   │   │   │   └── TLSError    SSLError                     ConnectError
+    │   │   │   │   ├── TLSError    SSLError                     ConnectError
+    │   │   │   │   └── ProxyError  ProxyError                   ProxyError
     │   │   │   ├── ReadError       ConnectionError, ChunkedEncodingError  ReadError
     │   │   │   └── WriteError      ConnectionError              WriteError
     │   │   ├── RemoteProtocolError ConnectionError, ChunkedEncodingError  RemoteProtocolError
@@ -40,7 +42,6 @@ keeps working. The right-hand column names what requests (and httpx) raise for t
     │   ├── StreamConsumed          StreamConsumedError          StreamConsumed
     │   └── StreamClosed            (none)                       StreamClosed
     ├── HTTPStatusError             HTTPError                    HTTPStatusError
-    ├── ProxiesNotSupported         (none: requests uses the proxy)  (none)
     ├── PoolClosed                  (none: a closed Session reopens)  RuntimeError
     └── LocalProtocolError          (none)   tether misused its HTTP/2 layer (a bug in tether)
 
@@ -53,7 +54,6 @@ the server reset the stream (.error_code), the connection carries on for the oth
 RedirectError: a redirect that cannot be followed (.response, .history): too many, a Location
 that is not http(s) (file://...) or not a URL, a 307/308 or a 401 retry of a one-shot body;
 HTTPStatusError: raised by ``Response.raise_for_status()`` for 4xx and 5xx;
-ProxiesNotSupported: the environment sets a proxy (.variable) that tether cannot use yet;
 PoolClosed: the pool or session was closed before the request.
 
 ``may_have_reached_server`` is the fact that decides whether a request can be sent again: it is
@@ -80,6 +80,7 @@ __all__ = [
     "H2ProtocolError",
     "HTTPStatusError",
     "InvalidHeader",
+    "InvalidProxyURL",
     "InvalidRedirect",
     "InvalidRequest",
     "InvalidURL",
@@ -87,7 +88,7 @@ __all__ = [
     "NetworkError",
     "PoolClosed",
     "PoolTimeout",
-    "ProxiesNotSupported",
+    "ProxyError",
     "ReadError",
     "ReadTimeout",
     "RedirectError",
@@ -125,6 +126,11 @@ class InvalidURL(InvalidRequest):
 
 class InvalidHeader(InvalidRequest):
     """A method, target, header name or value would corrupt the request (CR, LF, NUL, ...)."""
+
+
+class InvalidProxyURL(InvalidRequest):
+    """A proxy URL tether cannot use: unsupported scheme, no host, bad port (never echoes
+    its credentials)."""
 
 
 class RequestError(TetherError, OSError):
@@ -202,6 +208,33 @@ class ResolveError(ConnectError):
 
 class TLSError(ConnectError):
     """The TLS handshake failed, for instance because the certificate could not be verified."""
+
+
+class ProxyError(ConnectError):
+    """The proxy would not (or could not) open the route to the origin.
+
+    Attributes:
+        proxy: the proxy's URL without credentials.
+        status: the proxy's HTTP status for a refused CONNECT (407, 403, 502, ...), or the
+            SOCKS reply code; None when the proxy broke the protocol or closed the connection.
+        reason: the proxy's reason phrase or a description of the refusal.
+
+    Nothing of the request was sent to the origin (``may_have_reached_server`` is False).
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        proxy: str,
+        status: int | None = None,
+        reason: str = "",
+        request: Request | None = None,
+    ) -> None:
+        super().__init__(message, request=request)
+        self.proxy = proxy
+        self.status = status
+        self.reason = reason
 
 
 class ReadError(NetworkError):
@@ -333,15 +366,3 @@ class BodyNotReplayable(RedirectError):
 
     Pass bytes to let tether send it again (or ``allow_redirects=False`` and ``response.next``).
     """
-
-
-class ProxiesNotSupported(TetherError):
-    """The environment configures a proxy (``HTTP_PROXY``...) and tether cannot use one yet.
-
-    Raised instead of silently connecting directly; ``variable`` names the setting. Unset it,
-    add the host to ``NO_PROXY``, or pass ``trust_env=False``.
-    """
-
-    def __init__(self, message: str, *, variable: str) -> None:
-        super().__init__(message)
-        self.variable = variable

@@ -82,7 +82,10 @@ class ConnectionInfo:
     had not processed it). HTTP/2: ``protocol`` is ``"h2"``, ``stream_id`` the stream that
     carried it and ``streams_in_flight`` how many streams the connection carried (this one
     included) when it started; ``coalesced`` is True when the connection was made to another
-    host name whose certificate covers this one (``Session(coalesce=True)``).
+    host name whose certificate covers this one (``Session(coalesce=True)``). Through a proxy:
+    ``proxy`` is its URL without credentials (None when direct), ``tunneled`` is True when the
+    connection is a tunnel (CONNECT or SOCKS) and ``tunnel_reused`` when that tunnel had
+    carried an earlier request (no new handshake was paid for this one).
     """
 
     # Built on every response, so it copies a few numbers and reads the rest from the connection.
@@ -91,11 +94,13 @@ class ConnectionInfo:
         "coalesced",
         "http_version",
         "idle_time",
+        "proxy",
         "request_number",
         "retries",
         "stream_id",
         "streams_in_flight",
         "ttfb",
+        "tunneled",
     )
 
     def __init__(self, exchange: Any, retries: int, http_version: str) -> None:
@@ -108,6 +113,8 @@ class ConnectionInfo:
         self.retries = retries
         self.http_version = http_version
         self.coalesced = False
+        self.proxy: str | None = None
+        self.tunneled = False
 
     @property
     def protocol(self) -> str:
@@ -123,6 +130,11 @@ class ConnectionInfo:
     def reused(self) -> bool:
         """Did this request ride a connection that had carried an earlier one?"""
         return self.request_number > 1
+
+    @property
+    def tunnel_reused(self) -> bool:
+        """Did this request ride a proxy tunnel opened for an earlier one?"""
+        return self.tunneled and self.request_number > 1
 
     @property
     def local_address(self) -> tuple[str, int]:
@@ -178,7 +190,9 @@ class ConnectionInfo:
             f"<ConnectionInfo #{self.connection_id} {self.protocol}{stream} "
             f"request {self.request_number} "
             f"reused={self.reused} idle={self.idle_time:.3f}s ttfb={self.ttfb * 1000:.1f}ms "
-            f"{self.remote_address[0]}:{self.remote_address[1]} retries={self.retries}>"
+            f"{self.remote_address[0]}:{self.remote_address[1]} retries={self.retries}"
+            + (f" proxy={self.proxy} tunneled={self.tunneled}" if self.proxy else "")
+            + ">"
         )
 
 

@@ -17,8 +17,10 @@ shared by every thread using the Client. ``response.extensions["http_version"]``
 Differences from ``httpx.HTTPTransport`` (deliberate): the environment's ``SSL_CERT_FILE`` /
 ``SSL_CERT_DIR`` are never read (``verify=True`` is certifi); ``retries`` counts only requests
 that reached no server (connect errors and timeouts), while tether itself resends a request on
-a dead reused connection when that is safe; proxies and ``uds`` are not supported (an
-``httpx.Client(proxy=...)`` routes proxied requests through httpx's own transport).
+a dead reused connection when that is safe. Proxies: ``TetherTransport(proxy=...)`` (a URL or
+an ``httpx.Proxy``; http, socks5, socks5h) sends every request through it, tunnels pooled and
+reused (``httpx.Client(proxy=...)`` would route around this transport, through httpx's own);
+``uds`` is not supported.
 
 ``AsyncTetherTransport`` is the same for ``httpx.AsyncClient``, over tether's asyncio pools
 (``tether.aio``); one difference of its own: an async request body (an async iterator) is read
@@ -40,6 +42,7 @@ from ..aio.poolmanager import AsyncPoolManager
 from ..io.tls import CertTypes, VerifyTypes
 from ..lifecycle.rules import Limits
 from ..models import Request, Timeout
+from ..protocol.proxy import Proxy
 from ..response import AsyncResponse, Response
 from ..sync.http2 import HTTP2Mode
 from ..sync.poolmanager import PoolManager
@@ -69,6 +72,7 @@ class TetherTransport(httpx.BaseTransport):
         num_pools: origins whose pools are kept (least recently used closed first).
         pool_limits: tether's ``Limits`` (max lifetime, max requests), overriding
             ``keepalive_expiry``.
+        proxy: send every request through this proxy (see the module docstring).
         **pool_kwargs: passed to tether's ``PoolManager`` (``watch_idle=``).
     """
 
@@ -82,9 +86,11 @@ class TetherTransport(httpx.BaseTransport):
         *,
         num_pools: int = 10,
         pool_limits: Limits | None = None,
+        proxy: str | httpx.URL | httpx.Proxy | None = None,
         **pool_kwargs: Any,
     ) -> None:
         self.retries = retries
+        self.proxy = _proxy(proxy)
         self._manager = PoolManager(
             num_pools, **_pool_args(verify, cert, http2, limits, pool_limits), **pool_kwargs
         )
@@ -111,7 +117,7 @@ class TetherTransport(httpx.BaseTransport):
         attempt = 0
         while True:
             try:
-                response: Response = self._manager.send(treq, t, True)
+                response: Response = self._manager.send(treq, t, True, proxy=self.proxy)
                 return response
             except (tx.ConnectError, tx.ConnectTimeout) as exc:
                 if not _may_retry(exc, attempt, self.retries):
@@ -166,9 +172,11 @@ class AsyncTetherTransport(httpx.AsyncBaseTransport):
         *,
         num_pools: int = 10,
         pool_limits: Limits | None = None,
+        proxy: str | httpx.URL | httpx.Proxy | None = None,
         **pool_kwargs: Any,
     ) -> None:
         self.retries = retries
+        self.proxy = _proxy(proxy)
         self._manager = AsyncPoolManager(
             num_pools, **_pool_args(verify, cert, http2, limits, pool_limits), **pool_kwargs
         )
@@ -195,7 +203,7 @@ class AsyncTetherTransport(httpx.AsyncBaseTransport):
         attempt = 0
         while True:
             try:
-                return await self._manager.send(treq, t, True)
+                return await self._manager.send(treq, t, True, proxy=self.proxy)
             except (tx.ConnectError, tx.ConnectTimeout) as exc:
                 if not _may_retry(exc, attempt, self.retries):
                     raise
@@ -261,7 +269,23 @@ def _pool_args(
 
 def _may_retry(exc: tx.ConnectError | tx.ConnectTimeout, attempt: int, retries: int) -> bool:
     """httpcore's connect retries: only a request that cannot have reached a server."""
-    return not (attempt >= retries or exc.may_have_reached_server or isinstance(exc, tx.TLSError))
+    return not (
+        attempt >= retries
+        or exc.may_have_reached_server
+        or isinstance(exc, (tx.TLSError, tx.ProxyError))
+    )
+
+
+def _proxy(value: str | httpx.URL | httpx.Proxy | None) -> Proxy | None:
+    """tether's Proxy for what httpx's transports take as ``proxy=``."""
+    if value is None:
+        return None
+    if isinstance(value, httpx.Proxy):
+        url = value.url
+        if value.auth:
+            url = url.copy_with(username=value.auth[0], password=value.auth[1])
+        value = url
+    return Proxy.parse(str(value))
 
 
 def _request(request: httpx.Request, body: bytes | Iterator[bytes] | None) -> Request:
@@ -358,6 +382,7 @@ _KINDS: list[tuple[type[tx.TetherError], type[httpx.TransportError]]] = [
     (tx.ReadTimeout, httpx.ReadTimeout),
     (tx.WriteTimeout, httpx.WriteTimeout),
     (tx.PoolTimeout, httpx.PoolTimeout),
+    (tx.ProxyError, httpx.ProxyError),
     (tx.ConnectError, httpx.ConnectError),  # TLSError included, as httpcore does
     (tx.ReadError, httpx.ReadError),
     (tx.WriteError, httpx.WriteError),

@@ -17,9 +17,11 @@ carried the response and whether it was reused.
 
 Where it differs from requests' own ``HTTPAdapter`` (deliberately):
 
-- ``proxies``: tether has no proxy support yet, so a proxy that applies to the request
-  (``Session.proxies``, or the environment's ``*_proxy`` when ``trust_env``) raises
-  ``ProxiesNotSupported`` instead of being ignored; ``Session(trust_env=False)`` passes none.
+- ``proxies``: requests chooses the proxy (``Session.proxies``, or the environment's
+  ``*_proxy`` and ``no_proxy`` when ``trust_env``) and tether carries it: http:// forwarded on
+  pooled connections to the proxy, https:// (and SOCKS) through tunnels kept and reused like
+  any pooled connection. A proxy tether cannot use (``https://`` proxies) raises
+  ``ProxiesNotSupported``; a refused CONNECT (407, 403) raises requests' ``ProxyError``.
 - ``verify=True`` means certifi's bundle, as in requests, but the environment's CA variables
   are read only by requests itself (``trust_env``), never by tether.
 - ``max_retries`` counts only retries of requests that reached no server (connect errors and
@@ -50,6 +52,7 @@ from requests.exceptions import (
     ConnectTimeout,
     InvalidHeader,
     InvalidURL,
+    ProxyError,
     ReadTimeout,
     RequestException,
     SSLError,
@@ -62,6 +65,7 @@ from urllib3.util.retry import Retry
 from .. import exceptions as tx
 from ..io.tls import TLSConfig
 from ..models import Request, Timeout
+from ..protocol.proxy import Proxy
 from ..response import ConnectionInfo, Response
 from ..sync.http2 import HTTP2Mode
 from ..sync.poolmanager import PoolManager
@@ -81,7 +85,7 @@ _READ_SIZE = 64 * 1024  # a file-like request body is sent in pieces of this siz
 
 
 class ProxiesNotSupported(RequestException):
-    """A proxy applies to this request, and tether cannot use proxies yet."""
+    """A proxy applies to this request, and tether cannot use that kind of proxy."""
 
 
 class TetherAdapter(BaseAdapter):
@@ -150,13 +154,11 @@ class TetherAdapter(BaseAdapter):
     ) -> requests.Response:
         """Send a prepared request over tether and build requests' ``Response``."""
         url = request.url.decode() if isinstance(request.url, bytes) else str(request.url)
-        proxy = select_proxy(url, dict(proxies)) if proxies else None
-        if proxy:
-            raise ProxiesNotSupported(
-                f"a proxy applies to {url} ({proxy}), and tether does not support proxies yet; "
-                "use Session(trust_env=False) or remove it from Session.proxies",
-                request=request,
-            )
+        chosen = select_proxy(url, dict(proxies)) if proxies else None
+        try:
+            proxy = Proxy.parse(chosen) if chosen else None
+        except tx.InvalidProxyURL as exc:
+            raise ProxiesNotSupported(str(exc), request=request) from None
         t = _timeout(timeout)
         tls = None
         if url[:6].lower() == "https:":
@@ -176,21 +178,28 @@ class TetherAdapter(BaseAdapter):
                 headers=list(request.headers.items()),
                 body=_body(request.body),
             )
-            tresp = self._send(treq, t, tls, request)
+            tresp = self._send(treq, t, tls, request, proxy)
         except tx.TetherError as exc:
             raise _mapped(exc, request) from exc
         response = self.build_response(request, tresp)
         response.elapsed = timedelta(seconds=time.monotonic() - started)
         return response
 
-    def _send(self, treq: Request, t: Timeout, tls: TLSConfig | None, request: Any) -> Response:
+    def _send(
+        self,
+        treq: Request,
+        t: Timeout,
+        tls: TLSConfig | None,
+        request: Any,
+        proxy: Proxy | None = None,
+    ) -> Response:
         retry = self.max_retries
         while True:
             try:
-                response: Response = self.pool_manager.send(treq, t, True, tls)
+                response: Response = self.pool_manager.send(treq, t, True, tls, proxy)
                 return response
             except (tx.ConnectError, tx.ConnectTimeout) as exc:
-                if exc.may_have_reached_server or isinstance(exc, tx.TLSError):
+                if exc.may_have_reached_server or isinstance(exc, (tx.TLSError, tx.ProxyError)):
                     raise
                 try:  # urllib3 counts and raises when exhausted (total, connect, backoff)
                     retry = retry.increment(
@@ -307,6 +316,8 @@ def _mapped(exc: tx.TetherError, request: Any) -> RequestException:
         kind = ReadTimeout
     elif isinstance(exc, tx.TLSError):
         kind = SSLError
+    elif isinstance(exc, tx.ProxyError):
+        kind = ProxyError
     elif isinstance(exc, tx.InvalidURL):
         kind = InvalidURL
     elif isinstance(exc, tx.InvalidHeader):

@@ -17,6 +17,7 @@ from typing import Literal
 from ..io.resolver import Resolver
 from ..lifecycle.rules import CloseReason
 from ..models import Origin, Timeout
+from ..protocol.proxy import Proxy
 from .http2 import AsyncHTTP2Connection
 from .http11 import AsyncHTTP11Connection, IdleEvent
 from .transport import dial, tls_facts
@@ -72,9 +73,11 @@ async def open_connection(
     on_idle: IdleEvent,
     on_event: ConnEvent,
     resolver: Resolver | None = None,
+    proxy: Proxy | None = None,
 ) -> Connection:
-    """A connected driver for ``origin``; nothing is left open if this fails or is cancelled."""
-    handoff, timings = await dial(_Handoff, origin, timeout.connect, ssl_context, resolver)
+    """A connected driver for ``origin`` (through a tunnel of ``proxy`` if given); nothing is
+    left open if this fails or is cancelled."""
+    handoff, timings = await dial(_Handoff, origin, timeout.connect, ssl_context, resolver, proxy)
     assert handoff.transport is not None
     alpn = tls_facts(handoff.transport)[2]
     if alpn == "h2" or (http2 == "prior-knowledge" and alpn is None):

@@ -34,6 +34,7 @@ from ..lifecycle.rules import (
 )
 from ..models import Origin, Request, Timeout
 from ..protocol.http11 import ResponseHead, ResponseReader, encode_chunk, encode_request
+from ..protocol.proxy import absolute_target
 from ..requestbody import aiter_pieces
 from .transport import Waiter, tls_facts
 
@@ -49,6 +50,7 @@ class AsyncHTTP11Connection(asyncio.Protocol):
     """A persistent HTTP/1.1 connection to one origin (owned by an `AsyncConnectionPool`)."""
 
     multiplexed = False
+    proxy_head: bytes | None = None  # see HTTP11Connection.proxy_head
     stream_limit = 1
     protocol = "http/1.1"
 
@@ -231,11 +233,14 @@ class AsyncHTTP11Connection(asyncio.Protocol):
         has_host, has_length, wants_close = headers.framing()
         url = request.url
         body = request.body
+        target, block = url.target, headers.encode()
+        if self.proxy_head is not None:  # to a forward proxy: absolute-form, its credentials
+            target, block = absolute_target(url), block + self.proxy_head
         data = encode_request(
             request.method,
-            url.target,
+            target,
             url.host_header,
-            headers.encode(),
+            block,
             body,
             has_host=has_host,
             has_length=has_length,

@@ -34,6 +34,7 @@ from ..io.resolver import Resolver
 from ..io.tls import CertTypes, TLSConfig, VerifyTypes
 from ..lifecycle.exchange import Attempts, Exchange
 from ..lifecycle.poolstate import Action, Order, PoolFacts, PoolState, PoolStats
+from ..lifecycle.route import Route
 from ..lifecycle.rules import CloseReason, IdleTimeoutLearner, Limits
 from ..lifecycle.trace import (
     ConnectionClosed,
@@ -55,9 +56,11 @@ from ..models import (
     Timeout,
     TimeoutTypes,
 )
+from ..protocol.proxy import Proxy
 from ..requestbody import PoolRequests
 from ..response import AsyncResponse, ConnectionInfo
 from .connect import Connection, HTTP2Mode, open_connection
+from .http11 import AsyncHTTP11Connection
 
 __all__ = ["AsyncConnectionPool", "PoolStats"]
 
@@ -97,6 +100,7 @@ class AsyncConnectionPool(PoolFacts):
         trace: Tracer | None = None,
         resolver: Resolver | None = None,
         idle_learner: IdleTimeoutLearner | None = None,
+        proxy: Proxy | str | None = None,
     ) -> None:
         self._resolver = resolver
         scheme = scheme.lower()
@@ -104,6 +108,10 @@ class AsyncConnectionPool(PoolFacts):
             host = f"[{host}]"  # an IPv6 literal
         url = URL(f"{scheme}://{host}:{port or DEFAULT_PORTS.get(scheme, 0)}/")
         self.origin: Origin = url.origin
+        self.proxy = Proxy.parse(proxy) if proxy is not None else None
+        self._route = Route.of(self.origin, self.proxy)
+        if self._route.forward:
+            http2 = False  # a forward proxy speaks HTTP/1.1 to us
         self._tls = TLSConfig(verify, cert, bool(http2)) if scheme == "https" else None
         self._http2: HTTP2Mode = (
             http2 if (scheme == "https" or http2 == "prior-knowledge") else False
@@ -120,6 +128,7 @@ class AsyncConnectionPool(PoolFacts):
             str(self.origin),
             idle_learner,
         )
+        self._state.tunneled = self._route.tunnel
         self._clock = clock
         self._requests = PoolRequests(self.origin, self.headers)
         self._orphans: list[Exchange] = []  # ended by a finalizer, not yet accounted
@@ -180,6 +189,7 @@ class AsyncConnectionPool(PoolFacts):
         if self._tracer is not None:
             exchanged(self._tracer, self._state.origin, exchange, request, head)
         info = ConnectionInfo(exchange, attempts.retries, head.http_version)
+        self._route.describe(info)
         elapsed = self._clock() - started
         if stream:
             source = _AsyncPooledBody(self, exchange, request, t)
@@ -259,6 +269,7 @@ class AsyncConnectionPool(PoolFacts):
             tracer(ConnectStart(started, self._state.origin, 0))
         try:
             ctx = self._tls.context() if self._tls is not None else None
+            route = self._route
             conn = await open_connection(
                 self.origin,
                 ctx,
@@ -268,7 +279,10 @@ class AsyncConnectionPool(PoolFacts):
                 self._on_idle,
                 self._on_conn_event,
                 self._resolver,
+                self.proxy,
             )
+            if route.forward and isinstance(conn, AsyncHTTP11Connection):
+                conn.proxy_head = route.head
             if tracer is not None:
                 try:
                     connected(tracer, self._state.origin, conn, started)

@@ -15,13 +15,14 @@ from ..io.tls import CertTypes, TLSConfig, VerifyTypes
 from ..lifecycle.poolstate import PoolStats
 from ..lifecycle.rules import LearnerTable
 from ..models import HeaderInput, Origin, Request, Timeout, TimeoutTypes, parse_url
+from ..protocol.proxy import Proxy
 from ..requestbody import FormTypes
 from ..response import AsyncResponse
 from .pool import AsyncConnectionPool
 
 __all__ = ["AsyncPoolManager"]
 
-PoolKey = tuple[Origin, TLSConfig | None, None]  # (origin, TLS settings, proxy: later)
+PoolKey = tuple[Origin, TLSConfig | None, Proxy | None]  # proxy: URL and credentials
 
 
 class AsyncPoolManager:
@@ -51,13 +52,18 @@ class AsyncPoolManager:
         self.learners = LearnerTable(max(256, 4 * self.num_pools))
         self._evicted: list[AsyncConnectionPool] = []
 
-    def pool_for(self, origin: Origin, tls: TLSConfig | None = None) -> AsyncConnectionPool:
-        """The pool for ``origin`` (created if needed), most recently used from now on."""
+    def pool_for(
+        self, origin: Origin, tls: TLSConfig | None = None, proxy: Proxy | None = None
+    ) -> AsyncConnectionPool:
+        """The pool for ``origin`` through ``proxy`` (created if needed), most recently used
+        from now on (the key rule is `PoolManager`'s)."""
         if origin.scheme != "https":
             tls = None
         elif tls is None:
             tls = self.tls
-        key: PoolKey = (origin, tls, None)
+        if proxy is not None and not proxy.tunnels(origin):
+            origin = proxy.origin  # forwarded: one pool per proxy carries every http origin
+        key: PoolKey = (origin, tls, proxy)
         pool = self._pools.get(key)
         if pool is not None:
             self._pools.move_to_end(key)
@@ -70,7 +76,11 @@ class AsyncPoolManager:
             origin.scheme,
             verify=tls.verify if tls else True,
             cert=tls.cert if tls else None,
-            idle_learner=self.learners.get(origin),
+            # a tunnel's idle closes may be the proxy's: its pool learns on its own
+            idle_learner=self.learners.get(origin)
+            if proxy is None or origin == proxy.origin
+            else None,
+            proxy=proxy,
             **self._pool_kwargs,
         )
         self._pools[key] = pool
@@ -105,9 +115,11 @@ class AsyncPoolManager:
         timeout: TimeoutTypes | None = None,
         stream: bool = False,
         tls: TLSConfig | None = None,
+        proxy: Proxy | None = None,
     ) -> AsyncResponse:
-        """Send a built request through the pool for its origin."""
-        return await self.pool_for(request.url.origin, tls).send(request, timeout, stream)
+        """Send a built request through the pool for its origin (and ``proxy``, if any)."""
+        pool = self.pool_for(request.url.origin, tls, proxy)
+        return await pool.send(request, timeout, stream)
 
     def pools(self) -> list[AsyncConnectionPool]:
         """The live pools, least recently used first."""

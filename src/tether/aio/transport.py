@@ -21,7 +21,9 @@ from ..exceptions import ConnectError, ConnectTimeout, TLSError
 from ..io.resolver import Resolver
 from ..io.sockets import DialInfo
 from ..models import Origin
+from ..protocol.proxy import Proxy
 from .dial import plan_dial, race
+from .proxyconnect import open_tunnel
 
 __all__ = ["Waiter", "dial", "tls_facts"]
 
@@ -111,26 +113,51 @@ async def dial(
     timeout: float | None,
     ssl_context: ssl.SSLContext | None,
     resolver: Resolver | None = None,
+    proxy: Proxy | None = None,
 ) -> tuple[P, DialInfo]:
-    """Connect a new ``factory()`` protocol to ``origin`` (TCP, then TLS for https).
+    """Connect a new ``factory()`` protocol to ``origin`` (TCP, then TLS for https), through
+    a tunnel of ``proxy`` (CONNECT or SOCKS) if one is given, or to the proxy itself when it
+    forwards ``origin``'s requests.
 
-    Resolution and the address race (happy eyeballs, ``aio.dial``) and the TLS handshake
-    share one deadline, ``timeout``. Raises ResolveError/ResolveTimeout, ConnectTimeout,
-    ConnectError or TLSError; on failure or cancellation nothing is left open.
+    Resolution and the address race (happy eyeballs, ``aio.dial``), any proxy handshake and
+    the TLS handshake share one deadline, ``timeout``. Raises ResolveError/ResolveTimeout,
+    ConnectTimeout, ConnectError, ProxyError or TLSError; on failure or cancellation nothing
+    is left open.
     """
     timings = DialInfo()
     began = time.monotonic()
     deadline = None if timeout is None else began + timeout
-    plan = await plan_dial(origin, resolver, deadline, began)
+    target = origin if proxy is None else proxy.origin  # a proxy is dialled like an origin
+    try:
+        plan = await plan_dial(target, resolver, deadline, began)
+    except ConnectError as exc:
+        if proxy is None:
+            raise
+        raise type(exc)(f"proxy {proxy.url}: {exc}") from None
     resolved = time.monotonic()
     timings.dns = resolved - began
     try:
-        sock = await race(plan, origin)
+        sock = await race(plan, target)
     finally:
         timings.attempts = plan.record()
     connected = time.monotonic()
     timings.connect = connected - resolved
     timings.rtt = connected - plan.winner_started()
+    if proxy is not None and proxy.tunnels(origin):
+        left = None if deadline is None else max(0.0, deadline - connected)
+        try:
+            async with asyncio.timeout(left):
+                await open_tunnel(sock, origin, proxy)
+        except BaseException as exc:
+            sock.close()
+            if isinstance(exc, TimeoutError):
+                raise ConnectTimeout(
+                    f"proxy {proxy.url} did not open a tunnel to {origin} within the connect "
+                    f"timeout ({timeout}s)"
+                ) from None
+            raise
+        timings.connect += time.monotonic() - connected
+        connected = time.monotonic()
     # Only TLS waits on the network from here: plain TCP is handed over at once.
     left = None if deadline is None or ssl_context is None else max(0.0, deadline - connected)
     try:

@@ -21,11 +21,13 @@ from ..lifecycle.poolstate import PoolStats
 from ..lifecycle.rules import Limits
 from ..lifecycle.trace import Tracer
 from ..models import URL, HeaderInput, QueryParams, Request, Timeout, TimeoutTypes
+from ..protocol.proxy import Proxy
 from ..requestbody import FilesTypes, FormTypes
 from ..response import AsyncResponse
 from .auth import AuthTypes
 from .build import tls_override
 from .defaults import DEFAULT_MAX_REDIRECTS, EventHooks, SessionDefaults
+from .proxies import ProxiesTypes, ProxyChooser
 from .retry import Retry, RetryCounter, as_retry, asend_with_retries
 from .transports import AsyncTransport, Mounts
 
@@ -69,6 +71,8 @@ class AsyncSession(SessionDefaults):
         event_hooks: EventHooks = None,
         trust_env: bool = True,
         decode_limits: DecodeLimits = DecodeLimits(),
+        proxy: str | Proxy | None = None,
+        proxies: ProxiesTypes = None,
     ) -> None:
         self._init_defaults(
             headers=headers,
@@ -83,6 +87,7 @@ class AsyncSession(SessionDefaults):
         )
         self.timeout = timeout
         self.decode_limits = decode_limits
+        self._proxies = ProxyChooser(proxy, proxies, trust_env)
         self._manager = AsyncPoolManager(
             num_pools,
             maxsize=pool_maxsize,
@@ -117,6 +122,7 @@ class AsyncSession(SessionDefaults):
         stream: bool = False,
         verify: VerifyTypes | None = None,
         cert: CertTypes = None,
+        proxies: ProxiesTypes = None,
     ) -> AsyncResponse:
         """Send a request and return its response (see ``Session.request``)."""
         flow = self._flow(
@@ -138,7 +144,7 @@ class AsyncSession(SessionDefaults):
         req: Request | None = flow.first()
         while True:
             assert req is not None
-            response = await self._send_hop(req, timeout, stream, tls)
+            response = await self._send_hop(req, timeout, stream, tls, proxies)
             try:
                 req = flow.next(response)
             except BaseException:
@@ -149,13 +155,18 @@ class AsyncSession(SessionDefaults):
             await response.aclose()  # read already, or drained: the connection is reused
 
     async def _send_hop(
-        self, req: Request, timeout: TimeoutTypes | None, stream: bool, tls: TLSConfig | None
+        self,
+        req: Request,
+        timeout: TimeoutTypes | None,
+        stream: bool,
+        tls: TLSConfig | None,
+        proxies: ProxiesTypes = None,
     ) -> AsyncResponse:
         """One hop with the event hooks around it (a hook may be a coroutine function)."""
         for hook in self.event_hooks["request"]:
             if inspect.isawaitable(result := hook(req)):
                 await result
-        response = await self._send_one(req, timeout, stream, tls)
+        response = await self._send_one(req, timeout, stream, tls, proxies)
         try:
             for hook in self.event_hooks["response"]:
                 if inspect.isawaitable(result := hook(response)):
@@ -166,12 +177,24 @@ class AsyncSession(SessionDefaults):
         return response
 
     async def _send_one(
-        self, req: Request, timeout: TimeoutTypes | None, stream: bool, tls: TLSConfig | None
+        self,
+        req: Request,
+        timeout: TimeoutTypes | None,
+        stream: bool,
+        tls: TLSConfig | None,
+        proxies: ProxiesTypes = None,
     ) -> AsyncResponse:
         """Send exactly one request through the pools (every hop of every call comes here)."""
         transport = self._transports.for_url(req.url)
+        proxy = self._proxies.choose(req.url, proxies)  # chosen again for every hop
         response = await asend_with_retries(
-            self._retry, self._retried, req, lambda: transport.send(req, timeout, stream, tls)
+            self._retry,
+            self._retried,
+            req,
+            # a mounted transport knows nothing of proxies; the pools route by them
+            (lambda: self._manager.send(req, timeout, stream, tls, proxy))
+            if transport is self._manager
+            else (lambda: transport.send(req, timeout, stream, tls)),
         )
         response.decode_limits = self.decode_limits
         if not stream:
@@ -205,6 +228,11 @@ class AsyncSession(SessionDefaults):
     async def delete(self, url: str | URL, **kwargs: Any) -> AsyncResponse:
         """DELETE ``url``."""
         return await self.request("DELETE", url, **kwargs)
+
+    @property
+    def proxies(self) -> dict[str, Any]:
+        """The session's proxy settings, requests' form (a copy; ``"all"`` for ``proxy=``)."""
+        return dict(self._proxies.proxies)
 
     @property
     def pool_manager(self) -> AsyncPoolManager:

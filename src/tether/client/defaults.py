@@ -97,7 +97,6 @@ class SessionDefaults:
             headers=headers,
             files=files,
         )
-        self._env.check_proxy(req.url)
         if not isinstance(self.cookies, CookieJar):  # someone assigned a dict
             self.cookies = Cookies(self.cookies)
         return Flow(
@@ -108,11 +107,7 @@ class SessionDefaults:
             follow=_follow(allow_redirects, follow_redirects, self.follow_redirects),
             max_redirects=self.max_redirects,
             auth_elsewhere=self._netrc_auth if self._env.netrc_path else None,
-            check=self._check_hop if self._env.proxies else None,
         )
-
-    def _check_hop(self, req: Request) -> None:
-        self._env.check_proxy(req.url)
 
     def _auth_for(self, req: Request, auth: AuthTypes) -> Auth | None:
         chosen = auth_of(auth) or auth_of(self.auth)

@@ -41,8 +41,6 @@ class Flow:
         follow: follow redirects; if False a redirect is returned with ``response.next``.
         max_redirects: redirects followed before TooManyRedirects.
         auth_elsewhere: credentials for a hop on another origin (``.netrc``), or None.
-        check: called with each hop's request before it is sent; raises to refuse it (the
-            environment's proxy rule, which a redirect to another scheme may change).
     """
 
     def __init__(
@@ -55,9 +53,7 @@ class Flow:
         follow: bool,
         max_redirects: int,
         auth_elsewhere: Callable[[Request], Auth | None] | None = None,
-        check: Callable[[Request], None] | None = None,
     ) -> None:
-        self._check = check
         self._auth = auth
         self._jars = (request_jar, jar)
         self._jar = jar
@@ -110,8 +106,6 @@ class Flow:
                     response=response,
                     history=history[:-1],
                 )
-            if self._check is not None:
-                self._check(following)
             request = following
         response.history = history
 

@@ -20,6 +20,7 @@ from ..lifecycle.poolstate import PoolStats
 from ..lifecycle.rules import Limits
 from ..lifecycle.trace import Tracer
 from ..models import URL, HeaderInput, QueryParams, Request, Timeout, TimeoutTypes
+from ..protocol.proxy import Proxy
 from ..requestbody import FilesTypes, FormTypes
 from ..response import Response
 from ..sync.http2 import HTTP2Mode
@@ -27,6 +28,7 @@ from ..sync.poolmanager import PoolManager
 from .auth import AuthTypes
 from .build import tls_override
 from .defaults import DEFAULT_MAX_REDIRECTS, EventHooks, SessionDefaults
+from .proxies import ProxiesTypes, ProxyChooser
 from .retry import Retry, RetryCounter, as_retry, send_with_retries
 from .transports import Mounts, Transport
 
@@ -52,7 +54,7 @@ class Session(SessionDefaults, Closing):
         event_hooks: ``{"request": [f, ...], "response": [g, ...]}``: called with each
             request just before it is sent and each response as it arrives (every hop of a
             redirect or auth retry, before its body is read when streaming).
-        trust_env: read proxies (refused: ProxiesNotSupported), ``SSL_CERT_FILE`` /
+        trust_env: read the proxy variables (``HTTP_PROXY``, ``NO_PROXY``...), ``SSL_CERT_FILE`` /
             ``SSL_CERT_DIR`` (for ``verify=True``) and ``.netrc`` from the environment.
         verify: TLS verification: True (certifi), False, a CA bundle path or an SSLContext.
         cert: client certificate path, or (cert, key) paths.
@@ -83,6 +85,11 @@ class Session(SessionDefaults, Closing):
             (happy eyeballs, RFC 8305) within the connect timeout.
         decode_limits: how far a compressed body may expand (``DecodeLimits``): past them the
             body raises ``DecompressionLimitError`` instead of filling memory.
+        proxy: send every request through this proxy (``http://user:pass@host:3128``,
+            ``socks5h://host:1080``, ...).
+        proxies: requests' form, per scheme or host: ``{"http": ..., "https": ..., "all":
+            ..., "https://host": ..., "no_proxy": "localhost,.internal"}`` (see
+            ``client.proxies``). A request's ``proxies=`` overrides these per key.
     """
 
     def __init__(
@@ -113,6 +120,8 @@ class Session(SessionDefaults, Closing):
         event_hooks: EventHooks = None,
         trust_env: bool = True,
         decode_limits: DecodeLimits = DecodeLimits(),
+        proxy: str | Proxy | None = None,
+        proxies: ProxiesTypes = None,
     ) -> None:
         self._init_defaults(
             headers=headers,
@@ -127,6 +136,7 @@ class Session(SessionDefaults, Closing):
         )
         self.timeout = timeout
         self.decode_limits = decode_limits
+        self._proxies = ProxyChooser(proxy, proxies, trust_env)
         self._manager = PoolManager(
             num_pools,
             maxsize=pool_maxsize,
@@ -163,6 +173,7 @@ class Session(SessionDefaults, Closing):
         stream: bool = False,
         verify: VerifyTypes | None = None,
         cert: CertTypes = None,
+        proxies: ProxiesTypes = None,
     ) -> Response:
         """Send a request and return its response (body read unless ``stream=True``).
 
@@ -195,7 +206,7 @@ class Session(SessionDefaults, Closing):
         req: Request | None = flow.first()
         while True:
             assert req is not None
-            response = self._send_hop(req, timeout, stream, tls)
+            response = self._send_hop(req, timeout, stream, tls, proxies)
             try:
                 req = flow.next(response)
             except BaseException:
@@ -206,12 +217,17 @@ class Session(SessionDefaults, Closing):
             response.close()  # read already, or small enough to drain: the connection is reused
 
     def _send_hop(
-        self, req: Request, timeout: TimeoutTypes | None, stream: bool, tls: TLSConfig | None
+        self,
+        req: Request,
+        timeout: TimeoutTypes | None,
+        stream: bool,
+        tls: TLSConfig | None,
+        proxies: ProxiesTypes = None,
     ) -> Response:
         """One hop with the event hooks around it."""
         for hook in self.event_hooks["request"]:
             hook(req)
-        response = self._send_one(req, timeout, stream, tls)
+        response = self._send_one(req, timeout, stream, tls, proxies)
         try:
             for hook in self.event_hooks["response"]:
                 hook(response)
@@ -221,12 +237,24 @@ class Session(SessionDefaults, Closing):
         return response
 
     def _send_one(
-        self, req: Request, timeout: TimeoutTypes | None, stream: bool, tls: TLSConfig | None
+        self,
+        req: Request,
+        timeout: TimeoutTypes | None,
+        stream: bool,
+        tls: TLSConfig | None,
+        proxies: ProxiesTypes = None,
     ) -> Response:
         """Send exactly one request through the pools (every hop of every call comes here)."""
         transport = self._transports.for_url(req.url)
+        proxy = self._proxies.choose(req.url, proxies)  # chosen again for every hop
         response: Response = send_with_retries(
-            self._retry, self._retried, req, lambda: transport.send(req, timeout, stream, tls)
+            self._retry,
+            self._retried,
+            req,
+            # a mounted transport knows nothing of proxies; the pools route by them
+            (lambda: self._manager.send(req, timeout, stream, tls, proxy))
+            if transport is self._manager
+            else (lambda: transport.send(req, timeout, stream, tls)),
         )
         response.decode_limits = self.decode_limits
         if not stream:
@@ -262,6 +290,11 @@ class Session(SessionDefaults, Closing):
         return self.request("DELETE", url, **kwargs)
 
     @property
+    def proxies(self) -> dict[str, Any]:
+        """The session's proxy settings, requests' form (a copy; ``"all"`` for ``proxy=``)."""
+        return dict(self._proxies.proxies)
+
+    @property
     def pool_manager(self) -> PoolManager:
         """The pools behind this session (one per origin and TLS settings)."""
         return self._manager
@@ -286,7 +319,9 @@ def request(method: str, url: str | URL, **kwargs: Any) -> Response:
     """
     if kwargs.pop("stream", False):
         raise TypeError("one-shot calls read the body; use a Session for stream=True")
-    session_args = {k: kwargs.pop(k) for k in ("verify", "cert", "trust_env") if k in kwargs}
+    session_args = {
+        k: kwargs.pop(k) for k in ("verify", "cert", "trust_env", "proxy") if k in kwargs
+    }
     with Session(pool_maxsize=1, watch_idle=False, **session_args) as session:
         return session.request(method, url, **kwargs)
 

@@ -32,6 +32,7 @@ __all__ = [
     "resolve",
     "sockaddr",
     "start_attempt",
+    "tls_over",
 ]
 
 
@@ -87,21 +88,37 @@ def connect(
         raise
     if ssl_context is None:
         return _addresses(sock, timings, origin), timings
+    return tls_over(sock, timings, origin, ssl_context, deadline, began), timings
+
+
+def tls_over(
+    sock: socket.socket,
+    timings: DialInfo,
+    origin: Origin,
+    ssl_context: ssl.SSLContext,
+    deadline: float | None,
+    began: float,
+) -> socket.socket:
+    """TLS to ``origin`` over a connected socket (directly, or a proxy's tunnel), the
+    certificate checked against the origin's name, within what is left of the dial's
+    ``deadline`` (the connect timeout, counted from ``began``). Closes the socket on failure."""
+    started = time.monotonic()
     # Memory BIOs, not wrap_socket: see tlsbio. The handshake closes the socket on failure.
-    left = None if deadline is None else max(0.0, deadline - connected)
+    left = None if deadline is None else max(0.0, deadline - started)
     try:
         tls_sock = handshake_over(sock, ssl_context, origin.host, left)
     except (ssl.SSLError, ssl.CertificateError, ValueError) as exc:
         raise TLSError(f"TLS handshake with {origin} failed: {exc}") from None
     except TimeoutError:
+        timeout = None if deadline is None else deadline - began
         raise ConnectTimeout(
             f"TLS handshake with {origin} timed out: the connect timeout is {timeout}s and "
-            f"resolving and connecting took {connected - began:.3f}s of it"
+            f"resolving, connecting (and any proxy handshake) took {started - began:.3f}s of it"
         ) from None
     except OSError as exc:
         raise ConnectError(f"TLS handshake with {origin} failed: {exc}") from None
-    timings.tls = time.monotonic() - connected
-    return _addresses(tls_sock, timings, origin), timings
+    timings.tls = time.monotonic() - started
+    return _addresses(tls_sock, timings, origin)
 
 
 def plan_dial(

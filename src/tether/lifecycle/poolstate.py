@@ -115,7 +115,8 @@ class PoolStats:
     one connection, ``goaways`` received, ``unprocessed_retries`` the retries of streams the
     server promised it never processed (GOAWAY, REFUSED_STREAM). ``user_retries``: the
     requests a session sent again because its ``retries=`` policy said so (a 503, a failed
-    connect); pools leave it 0.
+    connect); pools leave it 0. ``tunnels_opened`` counts the connections that were tunnels
+    through a proxy (CONNECT or SOCKS), each one handshake.
 
     ``learned_idle_timeout``: the server's idle timeout tether learned from its closes (the
     shortest, over origins); ``keep_alive``: what the server announced in ``Keep-Alive``
@@ -136,6 +137,7 @@ class PoolStats:
     goaways: int = 0
     unprocessed_retries: int = 0
     user_retries: int = 0
+    tunnels_opened: int = 0
     learned_idle_timeout: float | None = None
     keep_alive: str | None = None
     # Not compared nor in the repr: two runs against different ports count the same.
@@ -168,6 +170,7 @@ class PoolStats:
             self.goaways + other.goaways,
             self.unprocessed_retries + other.unprocessed_retries,
             self.user_retries + other.user_retries,
+            self.tunnels_opened + other.tunnels_opened,
             min(learned) if learned else None,
             other.keep_alive or self.keep_alive,
             by_origin,
@@ -232,6 +235,7 @@ class PoolState(Generic[C]):
         self.dialing_shared = 0  # dials that may yield a multiplexed connection
         self.single_flight = multiplexing
         self.closed = False
+        self.tunneled = False  # every connection is a proxy tunnel (counted as such)
         self.learner = learner if learner is not None else IdleTimeoutLearner()
         self._generation = self.learner.generation  # the bound this pool's deadlines used
         self.opened = self.requests = self.reuses = self.retries = 0
@@ -580,6 +584,7 @@ class PoolState(Generic[C]):
             self.unprocessed_retries,
             learned_idle_timeout=self.learner.timeout,
             keep_alive=self._announced(conns),
+            tunnels_opened=self.opened if self.tunneled else 0,
         )
         return replace(flat, by_origin={self.origin: flat}) if self.origin else flat
 

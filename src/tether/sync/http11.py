@@ -39,6 +39,7 @@ from ..lifecycle.rules import (
 )
 from ..models import Origin, Request, Timeout
 from ..protocol.http11 import ResponseHead, ResponseReader, encode_chunk, encode_request
+from ..protocol.proxy import absolute_target
 
 __all__ = ["HTTP11Connection"]
 
@@ -52,6 +53,10 @@ def _nothing_buffered() -> int:
 
 class HTTP11Connection:
     """A persistent HTTP/1.1 connection to one origin (owned by a pool)."""
+
+    # Set by the pool on a connection to a forward proxy: requests go in absolute-form with
+    # these header lines (Proxy-Authorization) added; None for a connection to the origin.
+    proxy_head: bytes | None = None
 
     def __init__(
         self,
@@ -146,9 +151,12 @@ class HTTP11Connection:
             reader.restart(head_request=request.method == "HEAD")
         url = request.url
         body = request.body
+        target = url.target
+        if self.proxy_head is not None:  # to a forward proxy: absolute-form, its credentials
+            target, block = absolute_target(url), block + self.proxy_head
         data = encode_request(
             request.method,
-            url.target,
+            target,
             url.host_header,
             block,
             body,

@@ -33,6 +33,7 @@ from ..exceptions import (
     TransportError,
 )
 from ..io import forksafety
+from ..io.proxy import connect_via
 from ..io.resolver import Resolver
 from ..io.sockets import connect
 from ..io.tls import CertTypes, TLSConfig, VerifyTypes
@@ -40,6 +41,7 @@ from ..io.watcher import Callback, watcher
 from ..lifecycle.coalescing import may_coalesce
 from ..lifecycle.exchange import Attempts, Exchange
 from ..lifecycle.poolstate import Action, Order, PoolFacts, PoolState, PoolStats
+from ..lifecycle.route import Route
 from ..lifecycle.rules import CloseReason, IdleTimeoutLearner, Limits
 from ..lifecycle.trace import (
     ConnectionClosed,
@@ -59,6 +61,7 @@ from ..models import (
     Timeout,
     TimeoutTypes,
 )
+from ..protocol.proxy import Proxy
 from ..requestbody import PoolRequests
 from ..response import ConnectionInfo, Response
 from .http2 import HTTP2Connection, HTTP2Mode, start_http2
@@ -93,6 +96,11 @@ class ConnectionPool(PoolFacts, Closing):
         idle_learner: the origin's idle-timeout learner, to share what one pool learned from
             the server's closes with the origin's other pools (a pool manager passes its
             ``LearnerTable``'s); a pool learns on its own without one.
+        proxy: reach the origin through this proxy (a ``Proxy`` or its URL). An https origin
+            (or any origin through SOCKS) gets a tunnel per connection, kept and reused like
+            any pooled connection; http through an HTTP proxy is forwarded: the connections go
+            to the proxy and carry absolute-form requests (see ``PoolManager``: one such pool
+            per proxy serves every http origin).
     """
 
     def __init__(
@@ -114,10 +122,15 @@ class ConnectionPool(PoolFacts, Closing):
         trace: Tracer | None = None,
         resolver: Resolver | None = None,
         idle_learner: IdleTimeoutLearner | None = None,
+        proxy: Proxy | str | None = None,
     ) -> None:
         self.origin: Origin = Origin.of(scheme, host, port)  # "::1" and "[::1]" alike
         self._resolver = resolver
         scheme = self.origin.scheme
+        self.proxy = Proxy.parse(proxy) if proxy is not None else None
+        self._route = Route.of(self.origin, self.proxy)
+        if self._route.forward:
+            http2 = False  # a forward proxy speaks HTTP/1.1 to us
         self._tls = TLSConfig(verify, cert, bool(http2)) if scheme == "https" else None
         self._http2: HTTP2Mode = (
             http2 if (scheme == "https" or http2 == "prior-knowledge") else False
@@ -134,6 +147,7 @@ class ConnectionPool(PoolFacts, Closing):
             str(self.origin),
             idle_learner,
         )
+        self._state.tunneled = self._route.tunnel
         self._watch = watch_idle and watcher.available
         self._clock = clock
         self._lock = threading.Lock()
@@ -158,6 +172,7 @@ class ConnectionPool(PoolFacts, Closing):
             state.origin,
             state.learner,
         )
+        self._state.tunneled = self._route.tunnel
         self._lock = threading.Lock()
         self._orphans = []
 
@@ -240,7 +255,9 @@ class ConnectionPool(PoolFacts, Closing):
         if self._tracer is not None:
             exchanged(self._tracer, self._state.origin, exchange, request, head)
         info = ConnectionInfo(exchange, attempts.retries, head.http_version)
-        if request.url.origin != self.origin:
+        if self.proxy is not None:
+            self._route.describe(info)
+        elif request.url.origin != self.origin:
             info.coalesced = True  # carried by another host's connection (RFC 9113 §9.1.1)
         elapsed = self._clock() - started
         if stream:
@@ -340,9 +357,15 @@ class ConnectionPool(PoolFacts, Closing):
             tracer(ConnectStart(started, self._state.origin, 0))
         try:
             ctx = self._tls.context() if self._tls is not None else None
-            sock, timings = connect(self.origin, t.connect, ctx, self._resolver)
+            route = self._route
+            if self.proxy is not None:
+                sock, timings = connect_via(self.origin, self.proxy, t.connect, ctx, self._resolver)
+            else:
+                sock, timings = connect(self.origin, t.connect, ctx, self._resolver)
             try:
                 conn = self._connection(sock, timings, t)
+                if route.forward and isinstance(conn, HTTP11Connection):
+                    conn.proxy_head = route.head
                 if tracer is not None:
                     connected(tracer, self._state.origin, conn, started)
             except BaseException:

@@ -13,17 +13,25 @@ from ..io.sockets import resolve
 from ..io.tls import CertTypes, TLSConfig, VerifyTypes
 from ..lifecycle.rules import LearnerTable
 from ..models import HeaderInput, Origin, Request, Timeout, TimeoutTypes, parse_url
+from ..protocol.proxy import Proxy
 from ..requestbody import FormTypes
 from ..response import Response
 from .pool import ConnectionPool, PoolStats
 
 __all__ = ["PoolKey", "PoolManager"]
 
-PoolKey = tuple[Origin, TLSConfig | None, None]  # (origin, TLS settings, proxy: later)
+PoolKey = tuple[Origin, TLSConfig | None, Proxy | None]  # proxy: URL and credentials
 
 
 class PoolManager(Closing):
     """Pools for many origins, keyed by (scheme, host, port, TLS settings, proxy).
+
+    The proxy (its URL and credentials) is part of the key, so a direct connection is never
+    lent to a proxied request nor the other way round, and a tunnel opened with one set of
+    credentials never carries another's requests. http:// origins through an HTTP proxy
+    share one pool per proxy (its connections go to the proxy, requests in absolute-form);
+    https:// origins (and anything through SOCKS) get a pool per origin and proxy whose
+    connections are tunnels.
 
     Args:
         num_pools: how many pools to keep; the least recently used is closed beyond that.
@@ -60,27 +68,33 @@ class PoolManager(Closing):
         self._retired = PoolStats(0, 0, 0, 0, 0, 0, 0, {})
         # One idle-timeout learner per origin, whatever the TLS settings: one server.
         self.learners = LearnerTable(max(256, 4 * self.num_pools))
-        self._last: tuple[Origin, TLSConfig | None, ConnectionPool] | None = None
+        self._last: tuple[Origin, TLSConfig | None, Proxy | None, ConnectionPool] | None = None
         self.coalesce = coalesce
         self._coalesced: dict[tuple[Origin, TLSConfig | None], ConnectionPool] = {}
         self._misdirected: set[Origin] = set()  # answered 421 once: never coalesced again
 
-    def pool_for(self, origin: Origin, tls: TLSConfig | None = None) -> ConnectionPool:
-        """The pool for ``origin`` (created if needed), most recently used from now on."""
+    def pool_for(
+        self, origin: Origin, tls: TLSConfig | None = None, proxy: Proxy | None = None
+    ) -> ConnectionPool:
+        """The pool for ``origin`` through ``proxy`` (created if needed), most recently used
+        from now on."""
         if origin.scheme != "https":
             tls = None
         elif tls is None:
             tls = self.tls
         last = self._last
-        if last is not None and last[0] is origin and last[1] is tls:
-            return last[2]  # the same origin as the previous request: no lookup, no reordering
-        key: PoolKey = (origin, tls, None)
+        if last is not None and last[0] is origin and last[1] is tls and last[2] is proxy:
+            return last[3]  # the same origin as the previous request: no lookup, no reordering
+        asked = origin
+        if proxy is not None and not proxy.tunnels(origin):
+            origin = proxy.origin  # forwarded: one pool per proxy carries every http origin
+        key: PoolKey = (origin, tls, proxy)
         evicted: ConnectionPool | None = None
         with self._lock:
             pool = self._pools.get(key)
             if pool is not None:
                 self._pools.move_to_end(key)
-                self._last = (origin, tls, pool)
+                self._last = (asked, tls, proxy, pool)
                 return pool
             if self._closed:
                 raise PoolClosed("the pool manager is closed")
@@ -90,14 +104,18 @@ class PoolManager(Closing):
                 origin.scheme,
                 verify=tls.verify if tls else True,
                 cert=tls.cert if tls else None,
-                idle_learner=self.learners.get(origin),
+                # a tunnel's idle closes may be the proxy's: its pool learns on its own
+                idle_learner=self.learners.get(origin)
+                if proxy is None or origin == proxy.origin
+                else None,
+                proxy=proxy,
                 **self._pool_kwargs,
             )
             self._pools[key] = pool
             if len(self._pools) > self.num_pools:
                 _, evicted = self._pools.popitem(last=False)
                 self._last = None
-            self._last = (origin, tls, pool)
+            self._last = (asked, tls, proxy, pool)
         if evicted is not None:
             evicted.close()  # its busy connections close when their responses end
             gone = evicted.stats().history()  # what it did, not what it held when evicted
@@ -134,12 +152,15 @@ class PoolManager(Closing):
         timeout: TimeoutTypes | None = None,
         stream: bool = False,
         tls: TLSConfig | None = None,
+        proxy: Proxy | None = None,
     ) -> Any:
-        """Send a built request through the pool for its origin."""
+        """Send a built request through the pool for its origin (and ``proxy``, if any)."""
         origin = request.url.origin
         while True:
             try:
-                pool = self._coalescing_pool(origin, tls) or self.pool_for(origin, tls)
+                pool = (proxy is None and self._coalescing_pool(origin, tls)) or self.pool_for(
+                    origin, tls, proxy
+                )
                 response: Response = pool.send(request, timeout, stream)
             except PoolClosed:
                 if self._closed:
@@ -171,8 +192,12 @@ class PoolManager(Closing):
                 return None  # it has a connection of its own
             candidates = [
                 pool
-                for (o, t, _), pool in self._pools.items()
-                if o.scheme == "https" and o.port == origin.port and t == tls and o != origin
+                for (o, t, p), pool in self._pools.items()
+                if o.scheme == "https"
+                and o.port == origin.port
+                and t == tls
+                and o != origin
+                and p is None
             ]
         if not candidates:
             return None
