@@ -130,14 +130,14 @@ async def dial(
     target = origin if proxy is None else proxy.origin  # a proxy is dialled like an origin
     try:
         plan = await plan_dial(target, resolver, deadline, began)
-    except ConnectError as exc:
-        if proxy is None:
-            raise
-        raise type(exc)(f"proxy {proxy.url}: {exc}") from None
+    except (ConnectError, ConnectTimeout) as exc:
+        raise _via(exc, proxy) from None
     resolved = time.monotonic()
     timings.dns = resolved - began
     try:
         sock = await race(plan, target)
+    except (ConnectError, ConnectTimeout) as exc:
+        raise _via(exc, proxy) from None
     finally:
         timings.attempts = plan.record()
     connected = time.monotonic()
@@ -196,3 +196,10 @@ def _address(raw: object) -> tuple[str, int]:
     if isinstance(raw, tuple) and len(raw) >= 2:
         return (str(raw[0]), int(raw[1]))
     return (str(raw), 0)
+
+
+def _via(exc: ConnectError | ConnectTimeout, proxy: Proxy | None) -> Exception:
+    """A failure to reach the proxy names the proxy (its URL has no credentials)."""
+    if proxy is None:
+        return exc
+    return type(exc)(f"proxy {proxy.url}: {exc}")
