@@ -12,7 +12,8 @@
     │   │   │   ├── ConnectTimeout
     │   │   │   ├── ReadTimeout
     │   │   │   ├── WriteTimeout
-    │   │   │   └── PoolTimeout    no connection became free in time (nothing was sent)
+    │   │   │   ├── PoolTimeout    no connection became free in time (nothing was sent)
+    │   │   │   └── TotalTimeout   the whole request outlived Timeout.total
     │   │   ├── NetworkError
     │   │   │   ├── ConnectError
     │   │   │   │   └── TLSError   handshake or certificate verification failed
@@ -68,6 +69,7 @@ __all__ = [
     "TLSError",
     "TetherError",
     "TimeoutException",
+    "TotalTimeout",
     "TransportError",
     "WriteError",
     "WriteTimeout",
@@ -147,6 +149,10 @@ class WriteTimeout(TimeoutException):
 
 class PoolTimeout(TimeoutException):
     """No connection became available within the pool timeout (``block=True``)."""
+
+
+class TotalTimeout(TimeoutException):
+    """The whole request (pool wait, connect, write, head and body) outlived ``Timeout.total``."""
 
 
 class NetworkError(TransportError):

@@ -37,6 +37,7 @@ from ..lifecycle.rules import CloseReason, Limits
 from ..models import (
     DEFAULT_PORTS,
     URL,
+    Deadline,
     HeaderInput,
     Headers,
     Origin,
@@ -130,8 +131,33 @@ class AsyncConnectionPool(PoolFacts):
     ) -> AsyncResponse:
         """Send a built request on a pooled connection and return its response."""
         t = self.timeout if timeout is None else Timeout.of(timeout)
-        started = self._clock()
         attempts = Attempts()
+        if t.total is None:
+            return await self._send(request, t, stream, attempts, None)
+        deadline = t.deadline(self._clock())
+        assert deadline is not None
+        try:
+            # The loop cancels whatever wait is under way when the deadline passes; every
+            # await below already gives back what it held when cancelled.
+            async with asyncio.timeout(deadline.left(self._clock())):
+                return await self._send(request, t, stream, attempts, deadline)
+        except TimeoutError:
+            raise deadline.error(request, None, attempts.reached) from None
+        except TimeoutException as exc:
+            total = deadline.explain(exc, request, self._clock())
+            if total is exc:
+                raise
+            raise total from exc
+
+    async def _send(
+        self,
+        request: Request,
+        t: Timeout,
+        stream: bool,
+        attempts: Attempts,
+        deadline: Deadline | None,
+    ) -> AsyncResponse:
+        started = self._clock()
         while True:
             try:
                 exchange = await self._checkout(t, attempts.fresh)
@@ -151,12 +177,14 @@ class AsyncConnectionPool(PoolFacts):
                     raise
                 self._retried(exchange)
             except BaseException:  # cancelled (or worse): leave nothing in an unknown state
+                attempts.reached |= exchange.wrote_any
                 self._abandon(exchange)
                 raise
+        attempts.reached = True
         info = ConnectionInfo(exchange, attempts.retries, head.http_version)
         elapsed = self._clock() - started
         if stream:
-            source = _AsyncPooledBody(self, exchange, request, t)
+            source = _AsyncPooledBody(self, exchange, request, t, deadline)
             return AsyncResponse(head, request, info, elapsed, source=source)
         try:
             content = await conn.read_all(exchange, request, t)
@@ -353,16 +381,22 @@ def _reason_for(exc: TransportError) -> CloseReason:
 class _AsyncPooledBody:
     """A streamed response's hold on its exchange; ends it at the end of the body or on close."""
 
-    __slots__ = ("_exchange", "_failed", "_loop", "_pool", "_request", "_timeout")
+    __slots__ = ("_deadline", "_exchange", "_failed", "_loop", "_pool", "_request", "_timeout")
 
     def __init__(
-        self, pool: AsyncConnectionPool, exchange: Exchange, request: Request, timeout: Timeout
+        self,
+        pool: AsyncConnectionPool,
+        exchange: Exchange,
+        request: Request,
+        timeout: Timeout,
+        deadline: Deadline | None,
     ) -> None:
         self._pool: AsyncConnectionPool | None = pool
         self._failed: BaseException | None = None
         self._exchange = exchange
         self._request = request
         self._timeout = timeout
+        self._deadline = deadline
         self._loop = asyncio.get_running_loop()
 
     async def read_chunk(self) -> bytes:
@@ -373,7 +407,10 @@ class _AsyncPooledBody:
             return b""
         exchange = self._exchange
         try:
-            data: bytes = await exchange.conn.read_body(exchange, self._request, self._timeout)
+            if self._deadline is None:
+                data: bytes = await exchange.conn.read_body(exchange, self._request, self._timeout)
+            else:
+                data = await self._read_within(self._deadline)
         except BaseException as exc:
             self._pool = None
             self._failed = exc
@@ -386,6 +423,23 @@ class _AsyncPooledBody:
             self._pool = None
             pool._finish(exchange)
         return data
+
+    async def _read_within(self, deadline: Deadline) -> bytes:
+        """The next piece, before the request's total deadline (or TotalTimeout)."""
+        exchange = self._exchange
+        pool = self._pool
+        assert pool is not None
+        try:
+            async with asyncio.timeout(deadline.left(pool._clock())):
+                data: bytes = await exchange.conn.read_body(exchange, self._request, self._timeout)
+                return data
+        except TimeoutError:
+            raise deadline.error(self._request, None, True) from None
+        except TimeoutException as exc:
+            total = deadline.explain(exc, self._request, pool._clock())
+            if total is exc:
+                raise
+            raise total from exc
 
     def trailers(self) -> list[tuple[bytes, bytes]] | None:
         trailers: list[tuple[bytes, bytes]] | None = self._exchange.conn.trailers(self._exchange)
