@@ -48,6 +48,7 @@ from ..models import (
 from ..requestbody import PoolRequests
 from ..response import AsyncResponse, ConnectionInfo
 from .connect import Connection, HTTP2Mode, open_connection
+from .http2 import AsyncHTTP2Connection
 
 __all__ = ["AsyncConnectionPool", "PoolStats"]
 
@@ -214,6 +215,12 @@ class AsyncConnectionPool(PoolFacts):
                 return exchange
             conn: Connection = exchange.conn
             dead = conn.check_idle()  # synchronous: the loop has read what arrived
+            if dead is None and isinstance(conn, AsyncHTTP2Connection) and conn.ping_due():
+                try:
+                    dead = await conn.ping()
+                except BaseException:  # cancelled while waiting for the answer
+                    self._abandon(exchange)
+                    raise
             if dead is None:
                 return exchange
             doomed: list[tuple[Connection, CloseReason]] = []

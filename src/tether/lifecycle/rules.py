@@ -14,11 +14,15 @@ from typing import Protocol
 __all__ = [
     "DRAIN_LIMIT",
     "DRAIN_TIMEOUT",
+    "PING_AFTER_IDLE",
+    "PING_TIMEOUT",
     "CloseReason",
     "ConnectionRecord",
     "IdleTimeoutLearner",
     "Limits",
     "expiry",
+    "ping_due",
+    "ping_limit",
     "should_drain",
     "should_retry",
 ]
@@ -187,3 +191,20 @@ def should_drain(
 # refuses everything. Generous: a server sending GOAWAY every 7 requests to 16 threads bounces
 # about 9 streams per connection, and an unlucky request can lose several rounds in a row.
 MAX_UNPROCESSED_RETRIES = 20
+
+
+# A connection silent this long gets a PING before it is reused: a silent close (no GOAWAY,
+# no FIN reaching us) would otherwise cost the request. At most one per silent period.
+PING_AFTER_IDLE = 4.0
+PING_TIMEOUT = 1.0
+
+
+def ping_due(now: float, last_received: float) -> bool:
+    """Must an HTTP/2 connection that last heard from its server at ``last_received`` be
+    pinged before it carries a request?"""
+    return now - last_received >= PING_AFTER_IDLE
+
+
+def ping_limit(rtt: float) -> float:
+    """How long the answer to that PING may take: ``PING_TIMEOUT``, or more on a slow path."""
+    return max(PING_TIMEOUT, 4 * rtt)
