@@ -14,7 +14,7 @@ import os
 import re
 import stat
 from base64 import b64encode
-from collections.abc import Iterable, Iterator, Mapping, MutableMapping
+from collections.abc import AsyncIterable, Iterable, Iterator, Mapping, MutableMapping
 from dataclasses import dataclass
 from typing import Any, NamedTuple, Union
 from urllib.parse import quote, unquote, urlencode, urlsplit
@@ -635,6 +635,23 @@ def _remaining_size(file: Any) -> int | None:
 IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "TRACE", "PUT", "DELETE"})
 
 
+class AsyncBody:
+    """An async iterable request body (``source``): only the asyncio clients can send it, and
+    they stream it as it comes. It is an Iterable only so that ``Request.body`` keeps one type;
+    iterating it is the mistake of giving it to a threaded client, and says so."""
+
+    __slots__ = ("source",)
+
+    def __init__(self, source: AsyncIterable[bytes]) -> None:
+        self.source = source
+
+    def __iter__(self) -> Iterator[bytes]:
+        raise TypeError(
+            "an async iterable request body can only be sent by AsyncSession, "
+            "AsyncConnectionPool or AsyncPoolManager"
+        )
+
+
 class Request:
     """One HTTP request, validated: what a pool sends. Build it with a Session or a pool."""
 
@@ -646,7 +663,7 @@ class Request:
         url: URL | str,
         *,
         headers: HeaderInput = None,
-        body: bytes | str | Iterable[bytes] | None = None,
+        body: bytes | str | Iterable[bytes] | AsyncIterable[bytes] | None = None,
     ) -> None:
         self.method = check_method(method)
         self.url = parse_url(url)
@@ -667,9 +684,11 @@ class Request:
             self.body = body.encode("utf-8")
         elif isinstance(body, (bytearray, memoryview)):
             self.body = bytes(body)
+        elif isinstance(body, AsyncIterable):
+            self.body = AsyncBody(body)
         elif isinstance(body, Mapping) or not isinstance(body, Iterable):
             raise TypeError(
-                f"request body must be bytes, str or an iterable of bytes, not "
+                f"request body must be bytes, str or an (async) iterable of bytes, not "
                 f"{type(body).__name__} (form fields and JSON have their own arguments)"
             )
         else:

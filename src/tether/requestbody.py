@@ -5,7 +5,7 @@ from __future__ import annotations
 import json as jsonlib
 import mimetypes
 import secrets
-from collections.abc import Iterable, Mapping
+from collections.abc import AsyncIterable, Iterable, Mapping
 from typing import Any
 from urllib.parse import urlencode
 
@@ -22,7 +22,7 @@ __all__ = [
 # Methods whose ``fields`` go into a form-encoded body rather than the query (urllib3's rule).
 FORM_METHODS = frozenset({"POST", "PUT", "PATCH"})
 
-BodyTypes = bytes | str | Iterable[bytes] | None
+BodyTypes = bytes | str | Iterable[bytes] | AsyncIterable[bytes] | None
 FormTypes = Mapping[str, Any] | Iterable[tuple[str, Any]] | None
 
 
@@ -133,7 +133,7 @@ class PoolRequests:
         path: str,
         fields: Mapping[str, Any] | Iterable[tuple[str, Any]] | None,
         headers: HeaderInput,
-        body: bytes | str | Iterable[bytes] | None,
+        body: BodyTypes,
         json: Any,
     ) -> Request:
         url = self._urls.get(path)

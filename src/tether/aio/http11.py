@@ -25,7 +25,7 @@ from ..lifecycle.exchange import Exchange
 from ..lifecycle.rules import DRAIN_LIMIT, DRAIN_TIMEOUT, CloseReason, Limits, expiry, should_drain
 from ..models import Origin, Request, Timeout
 from ..protocol.http11 import ResponseHead, ResponseReader, encode_chunk, encode_request
-from .transport import Waiter, tls_facts
+from .transport import BodyPieces, Waiter, tls_facts
 
 __all__ = ["AsyncHTTP11Connection", "IdleEvent"]
 
@@ -385,11 +385,24 @@ class AsyncHTTP11Connection(asyncio.Protocol):
 
     async def _write_stream(self, body: Iterable[bytes], request: Request, t: Timeout) -> None:
         """Send an iterable body: chunked, or as is when the caller declared its length."""
+        pieces = BodyPieces(body)
+        try:
+            await self._write_pieces(pieces, request, t)
+        finally:
+            await pieces.aclose()  # stopped early (or failed): the source's cleanup runs now
+
+    async def _write_pieces(self, pieces: BodyPieces, request: Request, t: Timeout) -> None:
         transport = self._transport
         assert transport is not None
         declared = request.declared_length
         sent = 0
-        for piece in body:
+        while (piece := await pieces.next()) is not None:
+            if transport.is_closing():
+                raise WriteError(
+                    f"the connection to {self.origin} closed while sending the request body",
+                    request=request,
+                    may_have_reached_server=True,
+                )
             if declared is None:
                 if piece:
                     transport.write(encode_chunk(piece))

@@ -37,7 +37,7 @@ from ..lifecycle.rules import CloseReason, Limits, expiry, ping_due, ping_limit
 from ..models import Origin, Request, Timeout
 from ..protocol import http2 as h2p
 from ..protocol.h2streams import H2ResponseHead, Inbox, StreamRefused, StreamTable, request_head
-from .transport import Waiter, tls_facts
+from .transport import BodyPieces, Waiter, tls_facts
 
 __all__ = ["AsyncHTTP2Connection"]
 
@@ -239,8 +239,16 @@ class AsyncHTTP2Connection(asyncio.Protocol):
         self, stream: _Stream, body: bytes | Iterable[bytes], request: Request, timeout: Timeout
     ) -> None:
         """DATA frames as the peer's windows allow; END_STREAM after the last piece."""
-        pieces: Iterable[bytes] = (body,) if isinstance(body, bytes) else body
-        for piece in pieces:
+        pieces = BodyPieces(body)
+        try:
+            await self._send_pieces(stream, pieces, request, timeout)
+        finally:
+            await pieces.aclose()  # stopped early (or failed): the source's cleanup runs now
+
+    async def _send_pieces(
+        self, stream: _Stream, pieces: BodyPieces, request: Request, timeout: Timeout
+    ) -> None:
+        while (piece := await pieces.next()) is not None:
             view = memoryview(piece)
             while view:
                 while not self._credit(stream):

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import AsyncIterable, Callable, Iterable, Mapping
 from typing import Any
 
 from ..exceptions import (
@@ -118,7 +118,7 @@ class AsyncConnectionPool(PoolFacts):
         path: str,
         fields: Mapping[str, Any] | Iterable[tuple[str, Any]] | None = None,
         headers: HeaderInput = None,
-        body: bytes | str | Iterable[bytes] | None = None,
+        body: bytes | str | Iterable[bytes] | AsyncIterable[bytes] | None = None,
         json: Any = None,
         timeout: TimeoutTypes | None = None,
         stream: bool = False,

@@ -14,14 +14,14 @@ import ipaddress
 import socket
 import ssl
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from typing import Any, TypeVar
 
 from ..exceptions import ConnectError, ConnectTimeout, TLSError
 from ..io.sockets import DialInfo
-from ..models import Origin
+from ..models import AsyncBody, Origin
 
-__all__ = ["Waiter", "dial", "tls_facts"]
+__all__ = ["BodyPieces", "Waiter", "dial", "tls_facts"]
 
 P = TypeVar("P", bound=asyncio.Protocol)
 
@@ -92,6 +92,46 @@ class Waiter:
             self._drain = None
             if timer is not None:
                 timer.cancel()
+
+
+class BodyPieces:
+    """A request body's pieces for both asyncio drivers: from a sync iterable, or awaited
+    from an `AsyncBody`'s source, as they come (nothing is buffered)."""
+
+    __slots__ = ("_aiter", "_iter")
+
+    def __init__(self, body: bytes | Iterable[bytes]) -> None:
+        self._iter: Iterator[bytes] | None = None
+        self._aiter: AsyncIterator[bytes] | None = None
+        if isinstance(body, bytes):
+            self._iter = iter((body,))
+        elif isinstance(body, AsyncBody):
+            self._aiter = aiter(body.source)
+        else:
+            self._iter = iter(body)
+
+    async def next(self) -> bytes | None:
+        """The next piece; None at the end. TypeError for a piece that is not bytes."""
+        if self._iter is not None:
+            piece = next(self._iter, None)
+        else:
+            assert self._aiter is not None
+            try:
+                piece = await anext(self._aiter)
+            except StopAsyncIteration:
+                return None
+        if piece is None or isinstance(piece, bytes):
+            return piece
+        if isinstance(piece, (bytearray, memoryview)):
+            return bytes(piece)
+        raise TypeError(f"a request body's pieces must be bytes, not {type(piece).__name__}")
+
+    async def aclose(self) -> None:
+        """Stop the source early (an async generator runs its cleanup now, in this task)."""
+        close = getattr(self._aiter, "aclose", None)
+        if close is not None:
+            self._aiter = None
+            await close()
 
 
 def tls_facts(transport: asyncio.BaseTransport) -> tuple[str | None, str | None, str | None]:

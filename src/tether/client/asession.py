@@ -6,7 +6,7 @@ Every argument and default is `Session`'s, and the request is built by the same 
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import AsyncIterable, Iterable
 from typing import Any
 
 from ..aio.connect import HTTP2Mode
@@ -63,7 +63,7 @@ class AsyncSession:
         url: str | URL,
         *,
         params: QueryParams = None,
-        data: bytes | str | FormTypes | Iterable[bytes] = None,
+        data: bytes | str | FormTypes | Iterable[bytes] | AsyncIterable[bytes] = None,
         json: Any = None,
         headers: HeaderInput = None,
         timeout: TimeoutTypes | None = None,

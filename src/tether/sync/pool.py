@@ -41,6 +41,7 @@ from ..lifecycle.exchange import Attempts, Exchange
 from ..lifecycle.poolstate import Action, Order, PoolFacts, PoolState, PoolStats
 from ..lifecycle.rules import CloseReason, Limits
 from ..models import (
+    AsyncBody,
     Deadline,
     HeaderInput,
     Headers,
@@ -174,6 +175,8 @@ class ConnectionPool(PoolFacts, Closing):
     ) -> Response:
         """Send a built request on a pooled connection and return its response."""
         request.framing()  # refuse a request-smuggling shape before taking a connection
+        if isinstance(request.body, AsyncBody):
+            iter(request.body)  # TypeError: only the asyncio pools send an async body
         t = self.timeout if timeout is None else Timeout.of(timeout)
         if t.total is None:
             return self._send(request, t, stream, None)
