@@ -48,7 +48,8 @@ class AsyncHTTP11Connection(asyncio.Protocol):
         self._clock = clock
         self._on_idle = on_idle
         self._transport: asyncio.Transport | None = None
-        self._wait = Waiter()
+        loop = asyncio.get_running_loop()
+        self._wait = Waiter(loop)
         self._reader: ResponseReader | None = None
         self._exchange: Exchange | None = None
         self._error: TransportError | None = None  # what broke the current exchange
@@ -74,7 +75,7 @@ class AsyncHTTP11Connection(asyncio.Protocol):
         self.accepting = True
         self.stop_reason: CloseReason | None = None
         self.ttfb = 0.0
-        self.lost: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self.lost: asyncio.Future[None] = loop.create_future()
 
     @property
     def released(self) -> bool:
@@ -205,8 +206,9 @@ class AsyncHTTP11Connection(asyncio.Protocol):
         self._error = None
         self._taken = 0
         self._reading_all = False
-        headers = request.wire_headers()
-        has_host, has_length, wants_close = headers.framing()
+        # Checked where the bytes are made, as the sync driver does: a Content-Length set
+        # after the Request was built must not smuggle a second request.
+        block, has_host, has_length, wants_close, declared = request.framing()
         url = request.url
         body = request.body
         transport.write(
@@ -214,10 +216,11 @@ class AsyncHTTP11Connection(asyncio.Protocol):
                 request.method,
                 url.target,
                 url.host_header,
-                headers.encode(),
+                block,
                 body,
                 has_host=has_host,
                 has_length=has_length,
+                body_length=None if has_length else declared,
             )
         )
         exchange.wrote_any = True

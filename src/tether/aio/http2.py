@@ -82,7 +82,7 @@ class AsyncHTTP2Connection(asyncio.Protocol):
         self._table = StreamTable(origin)  # the streams, and what each event means for them
         self._ready = False  # the preface was exchanged: the pool knows this connection
         self._settings = _Stream(0)  # woken when the server's first SETTINGS arrive
-        self._write = Waiter()
+        self._write = Waiter(asyncio.get_running_loop())
         self._pings: dict[bytes, _Stream] = {}  # our PINGs awaiting their answer
         self.lost: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self.timings = DialInfo()

@@ -131,6 +131,7 @@ class AsyncConnectionPool(PoolFacts):
         self, request: Request, timeout: TimeoutTypes | None = None, stream: bool = False
     ) -> AsyncResponse:
         """Send a built request on a pooled connection and return its response."""
+        request.framing()  # refuse a request-smuggling shape before taking a connection
         t = self.timeout if timeout is None else Timeout.of(timeout)
         attempts = Attempts()
         if t.total is None:
@@ -161,7 +162,11 @@ class AsyncConnectionPool(PoolFacts):
         started = self._clock()
         while True:
             try:
-                exchange = await self._checkout(t, attempts.fresh)
+                # The usual case is decided without an await: an idle connection, alive.
+                order = self._take(attempts.fresh)
+                exchange = order.exchange
+                if exchange is None or (order.needs_check and not _fit(exchange.conn)):
+                    exchange = await self._checkout(t, attempts.fresh, order)
             except RequestError as exc:  # dial or pool wait failed: this attempt sent nothing
                 exc.request = request
                 if attempts.failed is not None:  # but an earlier attempt may have reached it
@@ -204,9 +209,14 @@ class AsyncConnectionPool(PoolFacts):
 
     # -- the body around PoolState's decisions ------------------------------------------------
 
-    async def _checkout(self, t: Timeout, fresh: bool) -> Exchange:
+    async def _checkout(self, t: Timeout, fresh: bool, order: Order | None) -> Exchange:
+        """A connection for this exchange, starting from ``order`` if taken already: a wait
+        for a free one, a dial, the liveness check (and for HTTP/2 a PING) on an idle one."""
         while True:
-            order = await self._order(t, fresh)
+            if order is None:
+                order = self._take(fresh)
+            if order.action is Action.WAIT:
+                await self._wait(order, t)
             if order.dial:
                 return await self._dial(order, t)
             exchange = order.exchange
@@ -226,9 +236,10 @@ class AsyncConnectionPool(PoolFacts):
             doomed: list[tuple[Connection, CloseReason]] = []
             self._state.dead_on_checkout(order, dead, self._clock(), doomed)
             self._close_all(doomed)
+            order = None
 
-    async def _order(self, t: Timeout, fresh: bool) -> Order:
-        """An order filled now, or after waiting (up to ``t.pool``) for a stream or a dial."""
+    def _take(self, fresh: bool) -> Order:
+        """The brain's answer now: a connection, a dial, or WAIT (see ``_wait``)."""
         doomed: Doomed = self._settle_orphans() if self._orphans else []
         if self._state.closed:
             self._close_all(doomed)
@@ -236,8 +247,10 @@ class AsyncConnectionPool(PoolFacts):
         order = self._state.checkout(self._clock(), fresh, doomed)
         if doomed:
             self._close_all(doomed)
-        if order.action is not Action.WAIT:
-            return order
+        return order
+
+    async def _wait(self, order: Order, t: Timeout) -> None:
+        """Wait (up to ``t.pool``) until the brain fills ``order`` with a stream or a dial."""
         fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         order.wake = lambda: _fill(fut)
         try:
@@ -251,13 +264,12 @@ class AsyncConnectionPool(PoolFacts):
                 ) from None
         except BaseException:  # cancelled while waiting: leave nothing reserved
             if not self._state.cancel(order):
-                doomed = []
+                doomed: Doomed = []
                 self._state.give_back(order, self._clock(), doomed)
                 self._close_all(doomed)
             raise
         if order.action is Action.WAIT:  # woken without a connection: the pool closed
             raise PoolClosed(f"the pool for {self.origin} is closed")
-        return order
 
     async def _dial(self, order: Order, t: Timeout) -> Exchange:
         try:
@@ -375,6 +387,14 @@ class AsyncConnectionPool(PoolFacts):
             f"<AsyncConnectionPool {self.origin} maxsize={self.maxsize} "
             f"opened={self._state.opened}>"
         )
+
+
+def _fit(conn: Connection) -> bool:
+    """May an idle connection take a request without an await: alive (``check_idle``, which
+    reads nothing: the loop has), and for HTTP/2 not silent long enough to need a PING."""
+    if conn.check_idle() is not None:
+        return False
+    return not conn.multiplexed or not conn.ping_due()  # type: ignore[union-attr]
 
 
 def _reason_for(exc: TransportError) -> CloseReason:
