@@ -12,7 +12,8 @@ from collections.abc import AsyncIterator, Iterator
 import pytest
 from aio_helpers import LOOPS, run
 
-from tether import AsyncConnectionPool, AsyncSession, Session, WriteError
+import tether
+from tether import AsyncConnectionPool, AsyncSession, Request, Session, WriteError
 from tether.testing import H2TestServer, TestServer
 
 PIECES = [b"alpha-" * 1000, b"", b"beta-" * 5000, b"gamma"]
@@ -171,3 +172,25 @@ def test_a_piece_that_is_not_bytes_is_a_clear_error(test_server: TestServer) -> 
             assert s.stats().in_use == 0
 
     run(main())
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [("Content-Length", "1"), ("Content-Length", "0"), ("Transfer-Encoding", "chunked")],
+)
+def test_framing_set_after_construction_never_reaches_the_wire(
+    test_server: TestServer, name: str, value: str
+) -> None:
+    """The sync pool's smuggling guard, on the asyncio pool: checked where the bytes are made."""
+    smuggled = b"GET /smuggled HTTP/1.1\r\nHost: x\r\n\r\n"
+
+    async def main() -> str:
+        async with AsyncConnectionPool("127.0.0.1", test_server.port) as pool:
+            req = Request("POST", f"{test_server.url}/echo", body=smuggled)
+            req.headers[name] = value  # after the constructor's check
+            with pytest.raises(tether.InvalidHeader, match=name):
+                await pool.send(req)
+            return (await pool.request("GET", "/after")).json()["path"]  # type: ignore[no-any-return]
+
+    assert run(main()) == "/after"
+    assert [ex.path for ex in test_server.exchanges] == ["/after"]
