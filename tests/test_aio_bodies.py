@@ -194,3 +194,50 @@ def test_framing_set_after_construction_never_reaches_the_wire(
 
     assert run(main()) == "/after"
     assert [ex.path for ex in test_server.exchanges] == ["/after"]
+
+
+def test_a_cancelled_upload_whose_response_came_early_does_not_reuse_the_connection() -> None:
+    """A server may answer before an upload ends. Cancelled then, the response is complete
+    but the request is not: the rest of its body would be read as the next request, so the
+    connection is closed, not pooled."""
+
+    async def main() -> None:
+        answered = asyncio.Event()
+        requests_seen: list[bytes] = []
+
+        async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            requests_seen.append(await reader.readuntil(b"\r\n\r\n"))
+            writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+            await writer.drain()
+            answered.set()
+            try:
+                while await reader.read(65536):
+                    pass  # the unfinished upload, then whatever follows it
+            except ConnectionError:
+                pass
+            writer.close()
+
+        async def body() -> AsyncIterator[bytes]:
+            yield b"first piece"
+            await asyncio.Event().wait()  # the rest never comes: the task is cancelled here
+            yield b"never"
+
+        server = await asyncio.start_server(handle, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        try:
+            async with AsyncConnectionPool("127.0.0.1", port) as pool:
+                task = asyncio.ensure_future(pool.request("POST", "/up", body=body()))
+                await answered.wait()
+                await asyncio.sleep(0.05)  # the response has been read by the loop
+                task.cancel()
+                with pytest.raises(asyncio.CancelledError):
+                    await task
+                assert pool.stats().closes == {"ABANDONED": 1}
+                r = await pool.request("GET", "/next")
+                assert (r.status, r.connection_info.reused) == (200, False)
+        finally:
+            server.close()
+            await server.wait_closed()
+        assert len(requests_seen) == 2
+
+    run(main())

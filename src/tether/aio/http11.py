@@ -58,6 +58,7 @@ class AsyncHTTP11Connection(asyncio.Protocol):
         self._first_byte = 0.0
         self._taken = 0  # body bytes handed to the caller (for the read-ahead bound)
         self._reading_all = False
+        self._sent = False  # the whole request is written (a cut upload leaves it False)
         self._paused = False
         self.timings = DialInfo()
         self.tls: tuple[str | None, str | None, str | None] = (None, None, None)
@@ -206,6 +207,7 @@ class AsyncHTTP11Connection(asyncio.Protocol):
         self._error = None
         self._taken = 0
         self._reading_all = False
+        self._sent = False
         # Checked where the bytes are made, as the sync driver does: a Content-Length set
         # after the Request was built must not smuggle a second request.
         block, has_host, has_length, wants_close, declared = request.framing()
@@ -228,6 +230,7 @@ class AsyncHTTP11Connection(asyncio.Protocol):
             await self._write_stream(body, request, timeout)
         elif self._wait.write_paused:
             await self._drain(request, timeout)
+        self._sent = True
         sent_at = self._clock()
         while reader.head is None:
             await self._receive(request, timeout)
@@ -326,10 +329,11 @@ class AsyncHTTP11Connection(asyncio.Protocol):
         return True
 
     def abandon(self, exchange: Exchange) -> None:
-        """The exchange was interrupted (cancelled): reusable only if its response was complete
-        and persistent; otherwise the connection's state is unknown and it is closed."""
+        """The exchange was interrupted (cancelled): reusable only if the whole request was
+        written and its response was complete and persistent (a server may answer before an
+        upload ends); otherwise the connection's state is unknown and it is closed."""
         reader = self._reader
-        if reader is not None and reader.complete and reader.head is not None:
+        if self._sent and reader is not None and reader.complete and reader.head is not None:
             self._response_done(reader)
             if self.accepting:
                 return
