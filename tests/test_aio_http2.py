@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -18,7 +19,8 @@ from servers.nginx import SMALL_BODY, Nginx
 
 import tether
 from tether import AsyncConnectionPool, AsyncSession, Timeout
-from tether.testing import H2TestServer, pattern_bytes
+from tether.lifecycle.rules import PING_AFTER_IDLE, PING_TIMEOUT
+from tether.testing import DelayProxy, H2TestServer, pattern_bytes
 
 
 @pytest.fixture
@@ -206,3 +208,50 @@ def test_nginx_h2_over_tls_16_tasks(nginx_h2: Nginx) -> None:
     assert (stats.connections_opened, stats.requests) == (1, 320)
     entries = nginx_h2.wait_for_requests(before + 320)[before:]
     assert len({e.connection for e in entries}) == 1
+
+
+# -- PING before reusing a silent connection (the rule is lifecycle.rules.ping_due) ------------
+
+
+def _silent_pool(port: int, now: list[float]) -> AsyncConnectionPool:
+    return AsyncConnectionPool(
+        "127.0.0.1", port, http2="prior-knowledge", clock=lambda: now[0], maxsize=2
+    )
+
+
+def test_unanswered_ping_retires_a_silent_connection_and_the_request_goes_on() -> None:
+    now = [time.monotonic()]
+
+    async def main(proxy: DelayProxy) -> None:
+        async with _silent_pool(proxy.port, now) as pool:
+            assert (await pool.request("GET", "/")).status == 200
+            proxy.delay = PING_TIMEOUT + 0.5  # the answer arrives after the PING's deadline
+            now[0] += PING_AFTER_IDLE + 0.5  # silent long enough for a PING, not idle-expired
+            r = await pool.request("GET", "/")
+            assert (r.status, r.connection_info.reused) == (200, False)
+            assert pool.stats().closes == {"PING_TIMEOUT": 1}
+
+    with H2TestServer() as server, DelayProxy(("127.0.0.1", server.port), delay=0.0) as proxy:
+        run(main(proxy))
+        assert server.connections_accepted == 2
+
+
+def test_answered_ping_keeps_the_connection_and_a_cancelled_one_frees_its_slot() -> None:
+    now = [time.monotonic()]
+
+    async def main(proxy: DelayProxy) -> None:
+        async with _silent_pool(proxy.port, now) as pool:
+            assert (await pool.request("GET", "/")).status == 200
+            proxy.delay = 0.2  # answered within PING_TIMEOUT
+            now[0] += PING_AFTER_IDLE + 0.5
+            with pytest.raises(TimeoutError):
+                async with asyncio.timeout(0.1):  # cancelled while the PING is out
+                    await pool.request("GET", "/")
+            assert pool.stats().in_use == 0 and pool.stats().closes == {}
+            r = await pool.request("GET", "/")
+            assert (r.status, r.connection_info.reused) == (200, True)
+            assert pool.stats().closes == {}
+
+    with H2TestServer() as server, DelayProxy(("127.0.0.1", server.port), delay=0.0) as proxy:
+        run(main(proxy))
+        assert server.connections_accepted == 1

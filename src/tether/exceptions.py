@@ -20,7 +20,8 @@ keeps working. The right-hand column names what requests (and httpx) raise for t
     │   │   │   │   └── ResolveTimeout  ConnectTimeout           ConnectTimeout
     │   │   │   ├── ReadTimeout     ReadTimeout                  ReadTimeout
     │   │   │   ├── WriteTimeout    Timeout                      WriteTimeout
-    │   │   │   └── PoolTimeout     Timeout (urllib3 EmptyPoolError)  PoolTimeout
+    │   │   │   ├── PoolTimeout     Timeout (urllib3 EmptyPoolError)  PoolTimeout
+    │   │   │   └── TotalTimeout    Timeout                      TimeoutException
     │   │   ├── NetworkError        ConnectionError              NetworkError
     │   │   │   ├── ConnectError    ConnectionError              ConnectError
     │   │   │   │   ├── ResolveError  ConnectionError            ConnectError
@@ -104,6 +105,7 @@ __all__ = [
     "TetherError",
     "TimeoutException",
     "TooManyRedirects",
+    "TotalTimeout",
     "TransportError",
     "WriteError",
     "WriteTimeout",
@@ -192,6 +194,10 @@ class WriteTimeout(TimeoutException):
 
 class PoolTimeout(TimeoutException):
     """No connection became available within the pool timeout (``block=True``)."""
+
+
+class TotalTimeout(TimeoutException):
+    """The whole request (pool wait, connect, write, head and body) outlived ``Timeout.total``."""
 
 
 class NetworkError(TransportError):

@@ -14,14 +14,14 @@ import os
 import re
 import stat
 from base64 import b64encode
-from collections.abc import Iterable, Iterator, Mapping, MutableMapping
+from collections.abc import AsyncIterable, Iterable, Iterator, Mapping, MutableMapping
 from dataclasses import dataclass
 from typing import Any, NamedTuple, Union
 from urllib.parse import quote, unquote, urlencode, urlsplit
 
 import idna
 
-from .exceptions import InvalidHeader, InvalidURL
+from .exceptions import InvalidHeader, InvalidURL, TimeoutException, TotalTimeout
 
 __all__ = ["URL", "Headers", "Origin", "Request", "Timeout"]
 
@@ -500,13 +500,24 @@ class Timeout:
     """Timeouts in seconds for each phase; None waits for ever.
 
     ``connect`` covers TCP and TLS set-up, ``read`` each wait for response bytes, ``write`` each
-    send, ``pool`` the wait for a free connection when the pool blocks.
+    send, ``pool`` the wait for a free connection when the pool blocks. ``total`` (off by
+    default) bounds the whole request: pool wait, connect, writing, the head and the body (a
+    streamed body too, each read of it); past it the request fails with `TotalTimeout`.
     """
 
     connect: float | None = 10.0
     read: float | None = 30.0
     write: float | None = 30.0
     pool: float | None = 10.0
+    total: float | None = None
+
+    def __post_init__(self) -> None:
+        if self.total is not None:
+            _seconds(self.total, self.total)
+
+    def deadline(self, now: float) -> Deadline | None:
+        """The deadline of a request starting at ``now`` (None without a ``total``)."""
+        return None if self.total is None else Deadline(self, now + self.total)
 
     @classmethod
     def of(cls, value: TimeoutTypes) -> Timeout:
@@ -542,6 +553,56 @@ def _seconds(value: object, given: object) -> float | None:
 
 
 TimeoutTypes = Timeout | float | tuple[float | None, float | None] | None
+
+
+@dataclass(frozen=True, slots=True)
+class Deadline:
+    """One request's total deadline, fixed once when it starts; both pool bodies ask it.
+
+    Before each phase the body takes ``clip(now)``: the phase timeouts cut to what is left
+    (`TotalTimeout` if nothing is). A timeout once the deadline has passed is reported by
+    ``error`` as the total's, whichever phase's wait noticed it.
+    """
+
+    timeout: Timeout
+    at: float
+
+    def left(self, now: float) -> float:
+        """Seconds left (0.0 once passed)."""
+        return max(self.at - now, 0.0)
+
+    def clip(self, now: float, reached: bool = False) -> Timeout:
+        """The phase timeouts, none beyond the deadline; raises TotalTimeout if it passed
+        (``reached``: whether the request may have reached the server by now)."""
+        left = self.at - now
+        if left <= 0:
+            raise self.error(None, None, reached)  # the pool names the request
+        t = self.timeout
+        return Timeout(
+            _upto(t.connect, left), _upto(t.read, left), _upto(t.write, left), _upto(t.pool, left)
+        )
+
+    def error(
+        self, request: Request | None, cause: BaseException | None = None, reached: bool = False
+    ) -> TotalTimeout:
+        """The error for a request that ran out of time (``cause``: the wait that noticed)."""
+        return TotalTimeout(
+            f"the request did not complete within its total timeout of {self.timeout.total}s",
+            request=request,
+            may_have_reached_server=reached or getattr(cause, "may_have_reached_server", False),
+        )
+
+    def explain(self, exc: TimeoutException, request: Request, now: float) -> TimeoutException:
+        """``exc`` as the caller sees it: a phase's timeout that fired once the deadline had
+        passed is the total's (the phase's wait was only cut short to meet it)."""
+        if isinstance(exc, TotalTimeout):
+            exc.request = exc.request or request
+            return exc
+        return exc if now < self.at else self.error(request, exc)
+
+
+def _upto(seconds: float | None, left: float) -> float:
+    return left if seconds is None or seconds > left else seconds
 
 
 class RequestFraming(NamedTuple):
@@ -594,6 +655,23 @@ def _remaining_size(file: Any) -> int | None:
 IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "TRACE", "PUT", "DELETE"})
 
 
+class AsyncBody:
+    """An async iterable request body (``source``): only the asyncio clients can send it, and
+    they stream it as it comes. It is an Iterable only so that ``Request.body`` keeps one type;
+    iterating it is the mistake of giving it to a threaded client, and says so."""
+
+    __slots__ = ("source",)
+
+    def __init__(self, source: AsyncIterable[bytes]) -> None:
+        self.source = source
+
+    def __iter__(self) -> Iterator[bytes]:
+        raise TypeError(
+            "an async iterable request body can only be sent by AsyncSession, "
+            "AsyncConnectionPool or AsyncPoolManager"
+        )
+
+
 class Request:
     """One HTTP request, validated: what a pool sends. Build it with a Session or a pool."""
 
@@ -605,7 +683,7 @@ class Request:
         url: URL | str,
         *,
         headers: HeaderInput = None,
-        body: bytes | str | Iterable[bytes] | None = None,
+        body: bytes | str | Iterable[bytes] | AsyncIterable[bytes] | None = None,
     ) -> None:
         self.method = check_method(method)
         self.url = parse_url(url)
@@ -626,9 +704,11 @@ class Request:
             self.body = body.encode("utf-8")
         elif isinstance(body, (bytearray, memoryview)):
             self.body = bytes(body)
+        elif isinstance(body, AsyncIterable):
+            self.body = AsyncBody(body)
         elif isinstance(body, Mapping) or not isinstance(body, Iterable):
             raise TypeError(
-                f"request body must be bytes, str or an iterable of bytes, not "
+                f"request body must be bytes, str or an (async) iterable of bytes, not "
                 f"{type(body).__name__} (form fields and JSON have their own arguments)"
             )
         else:

@@ -13,7 +13,7 @@ import json as jsonlib
 import mimetypes
 import os
 import secrets
-from collections.abc import AsyncIterable, AsyncIterator, Iterable, Iterator, Mapping
+from collections.abc import AsyncIterable, Iterable, Iterator, Mapping
 from pathlib import PurePath
 from typing import Any
 from urllib.parse import urlencode
@@ -21,6 +21,7 @@ from urllib.parse import urlencode
 from .models import (
     FILE_BLOCK,
     URL,
+    AsyncBody,
     HeaderInput,
     Headers,
     Origin,
@@ -31,10 +32,8 @@ from .models import (
 
 __all__ = [
     "FORM_METHODS",
-    "AsyncBody",
     "MultipartStream",
     "PoolRequests",
-    "aiter_pieces",
     "body_headers",
     "encode_body",
     "encode_multipart",
@@ -43,7 +42,7 @@ __all__ = [
 # Methods whose ``fields`` go into a form-encoded body rather than the query (urllib3's rule).
 FORM_METHODS = frozenset({"POST", "PUT", "PATCH"})
 
-BodyTypes = bytes | str | Iterable[bytes] | None
+BodyTypes = bytes | str | Iterable[bytes] | AsyncIterable[bytes] | None
 FormTypes = Mapping[str, Any] | Iterable[tuple[str, Any]] | None
 FilesTypes = Mapping[str, Any] | Iterable[tuple[str, Any]] | None
 
@@ -257,30 +256,6 @@ def _quoted(text: object) -> str:
     return str(text).replace('"', "%22").replace("\r", "%0D").replace("\n", "%0A")
 
 
-class AsyncBody:
-    """An async iterable of bytes as a request body: sent by `AsyncSession` (chunked, unless
-    a Content-Length is given); the threaded `Session` refuses it before connecting."""
-
-    def __init__(self, source: AsyncIterable[bytes]) -> None:
-        self.source = source
-
-    def __iter__(self) -> Iterator[bytes]:
-        raise TypeError("an async iterable body can only be sent by AsyncSession")
-
-
-async def aiter_pieces(body: Iterable[bytes]) -> AsyncIterator[bytes]:
-    """A streamed body's pieces for the asyncio connections: an `AsyncBody`'s, awaited, or a
-    plain iterable's."""
-    if isinstance(body, AsyncBody):
-        async for piece in body.source:
-            if not isinstance(piece, (bytes, bytearray, memoryview)):
-                raise TypeError(f"an async body must yield bytes, not {type(piece).__name__}")
-            yield bytes(piece)
-    else:
-        for piece in body:
-            yield piece
-
-
 class PoolRequests:
     """urllib3's ``pool.request(method, path, fields=...)``, built the same for both bodies.
 
@@ -300,7 +275,7 @@ class PoolRequests:
         path: str,
         fields: Mapping[str, Any] | Iterable[tuple[str, Any]] | None,
         headers: HeaderInput,
-        body: bytes | str | Iterable[bytes] | None,
+        body: BodyTypes,
         json: Any,
     ) -> Request:
         url = self._urls.get(path)

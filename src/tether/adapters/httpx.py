@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncGenerator, AsyncIterator, Iterator
+from collections.abc import AsyncGenerator, AsyncIterable, AsyncIterator, Iterator
 from typing import Any
 
 import httpx
@@ -194,7 +194,7 @@ class AsyncTetherTransport(httpx.AsyncBaseTransport):
         """Send ``request`` over tether; the body streams as the client reads it."""
         t = _timeout(request.extensions.get("timeout"))
         try:
-            tresp = await self._send(_request(request, await _abody(request)), t)
+            tresp = await self._send(_request(request, _abody(request)), t)
         except tx.TetherError as exc:
             raise _mapped(exc, request) from exc
         return _response(tresp, _AsyncResponseStream(tresp, request))
@@ -288,7 +288,9 @@ def _proxy(value: str | httpx.URL | httpx.Proxy | None) -> Proxy | None:
     return Proxy.parse(str(value))
 
 
-def _request(request: httpx.Request, body: bytes | Iterator[bytes] | None) -> Request:
+def _request(
+    request: httpx.Request, body: bytes | Iterator[bytes] | AsyncIterable[bytes] | None
+) -> Request:
     """tether's Request for httpx's, with the body already chosen."""
     raw = request.headers.raw
     return Request(
@@ -341,9 +343,8 @@ def _body(request: httpx.Request) -> bytes | Iterator[bytes] | None:
     return iter(stream)
 
 
-async def _abody(request: httpx.Request) -> bytes | Iterator[bytes] | None:
-    """`_body` for the async transport: an async stream is read whole, its pieces kept (so
-    it is still sent chunked); tether's asyncio connections send sync iterables only."""
+def _abody(request: httpx.Request) -> bytes | AsyncIterable[bytes] | None:
+    """`_body` for the async transport: an async stream is sent as it comes."""
     try:
         return request.content or None
     except httpx.RequestNotRead:
@@ -353,8 +354,7 @@ async def _abody(request: httpx.Request) -> bytes | Iterator[bytes] | None:
             "AsyncTetherTransport is asynchronous: it cannot send a sync-only request body "
             "(give httpx.AsyncClient bytes or an async iterator)"
         )
-    pieces = [piece async for piece in stream]
-    return iter(pieces)
+    return stream
 
 
 def _mapped(exc: tx.TetherError, request: httpx.Request) -> Exception:

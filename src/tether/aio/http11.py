@@ -35,8 +35,7 @@ from ..lifecycle.rules import (
 from ..models import Origin, Request, Timeout
 from ..protocol.http11 import ResponseHead, ResponseReader, encode_chunk, encode_request
 from ..protocol.proxy import absolute_target
-from ..requestbody import aiter_pieces
-from .transport import Waiter, tls_facts
+from .transport import BodyPieces, Waiter, tls_facts
 
 __all__ = ["AsyncHTTP11Connection", "IdleEvent"]
 
@@ -60,7 +59,8 @@ class AsyncHTTP11Connection(asyncio.Protocol):
         self._clock = clock
         self._on_idle = on_idle
         self._transport: asyncio.Transport | None = None
-        self._wait = Waiter()
+        loop = asyncio.get_running_loop()
+        self._wait = Waiter(loop)
         self._reader: ResponseReader | None = None
         self._exchange: Exchange | None = None
         self._error: TransportError | None = None  # what broke the current exchange
@@ -71,6 +71,7 @@ class AsyncHTTP11Connection(asyncio.Protocol):
         self._first_byte = 0.0
         self._taken = 0  # body bytes handed to the caller (for the read-ahead bound)
         self._reading_all = False
+        self._sent = False  # the whole request is written (a cut upload leaves it False)
         self._paused = False
         self.timings = DialInfo()
         self.tls: tuple[str | None, str | None, str | None] = (None, None, None)
@@ -88,7 +89,7 @@ class AsyncHTTP11Connection(asyncio.Protocol):
         self.accepting = True
         self.stop_reason: CloseReason | None = None
         self.ttfb = 0.0
-        self.lost: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self.lost: asyncio.Future[None] = loop.create_future()
 
     @property
     def released(self) -> bool:
@@ -229,11 +230,13 @@ class AsyncHTTP11Connection(asyncio.Protocol):
         self._error = None
         self._taken = 0
         self._reading_all = False
-        headers = request.wire_headers()
-        has_host, has_length, wants_close = headers.framing()
+        self._sent = False
+        # Checked where the bytes are made, as the sync driver does: a Content-Length set
+        # after the Request was built must not smuggle a second request.
+        block, has_host, has_length, wants_close, declared = request.framing()
         url = request.url
         body = request.body
-        target, block = url.target, headers.encode()
+        target = url.target
         if self.proxy_head is not None:  # to a forward proxy: absolute-form, its credentials
             target, block = absolute_target(url), block + self.proxy_head
         data = encode_request(
@@ -244,6 +247,7 @@ class AsyncHTTP11Connection(asyncio.Protocol):
             body,
             has_host=has_host,
             has_length=has_length,
+            body_length=None if has_length else declared,
         )
         transport.write(data)
         exchange.wrote_any = True
@@ -253,6 +257,7 @@ class AsyncHTTP11Connection(asyncio.Protocol):
             await self._write_stream(body, request, timeout)
         elif self._wait.write_paused:
             await self._drain(request, timeout)
+        self._sent = True
         exchange.sent_at = sent_at = self._clock()
         try:
             while reader.head is None:
@@ -383,10 +388,11 @@ class AsyncHTTP11Connection(asyncio.Protocol):
         return True
 
     def abandon(self, exchange: Exchange) -> None:
-        """The exchange was interrupted (cancelled): reusable only if its response was complete
-        and persistent; otherwise the connection's state is unknown and it is closed."""
+        """The exchange was interrupted (cancelled): reusable only if the whole request was
+        written and its response was complete and persistent (a server may answer before an
+        upload ends); otherwise the connection's state is unknown and it is closed."""
         reader = self._reader
-        if reader is not None and reader.complete and reader.head is not None:
+        if self._sent and reader is not None and reader.complete and reader.head is not None:
             self._response_done(reader)
             if self.accepting:
                 return
@@ -445,11 +451,24 @@ class AsyncHTTP11Connection(asyncio.Protocol):
 
     async def _write_stream(self, body: Iterable[bytes], request: Request, t: Timeout) -> None:
         """Send an iterable body: chunked, or as is when the caller declared its length."""
+        pieces = BodyPieces(body)
+        try:
+            await self._write_pieces(pieces, request, t)
+        finally:
+            await pieces.aclose()  # stopped early (or failed): the source's cleanup runs now
+
+    async def _write_pieces(self, pieces: BodyPieces, request: Request, t: Timeout) -> None:
         transport = self._transport
         assert transport is not None
         declared = request.declared_length
         sent = 0
-        async for piece in aiter_pieces(body):  # an AsyncBody's pieces are awaited
+        while (piece := await pieces.next()) is not None:
+            if transport.is_closing():
+                raise WriteError(
+                    f"the connection to {self.origin} closed while sending the request body",
+                    request=request,
+                    may_have_reached_server=True,
+                )
             if declared is None:
                 if piece:
                     transport.write(encode_chunk(piece))

@@ -33,17 +33,17 @@ from ..exceptions import (
 )
 from ..io.sockets import DialInfo
 from ..lifecycle.exchange import Exchange
-from ..lifecycle.rules import CloseReason, Limits, expiry
+from ..lifecycle.rules import CloseReason, Limits, expiry, ping_due, ping_limit
 from ..models import Origin, Request, Timeout
 from ..protocol import http2 as h2p
 from ..protocol.h2streams import H2ResponseHead, Inbox, StreamRefused, StreamTable, request_head
-from ..requestbody import aiter_pieces
-from .transport import Waiter, tls_facts
+from .transport import BodyPieces, Waiter, tls_facts
 
 __all__ = ["AsyncHTTP2Connection"]
 
 EventCallback = Callable[[Any, CloseReason | None], None]
 _ids = itertools.count(2_000_001)  # distinct from other connection ids at a glance
+_pings = itertools.count(1)
 
 
 def _expire(fut: asyncio.Future[None]) -> None:
@@ -82,12 +82,13 @@ class AsyncHTTP2Connection(asyncio.Protocol):
         self._table = StreamTable(origin)  # the streams, and what each event means for them
         self._ready = False  # the preface was exchanged: the pool knows this connection
         self._settings = _Stream(0)  # woken when the server's first SETTINGS arrive
-        self._write = Waiter()
+        self._write = Waiter(asyncio.get_running_loop())
+        self._pings: dict[bytes, _Stream] = {}  # our PINGs awaiting their answer
         self.lost: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self.timings = DialInfo()
         self.tls: tuple[str | None, str | None, str | None] = (None, None, None)
         self.local_address = self.remote_address = ("", 0)
-        self.created_at = self.idle_since = clock()
+        self.created_at = self.idle_since = self.last_received = clock()
         self.requests = 0
         self.rtt = 0.0
         self.server_timeout: float | None = None
@@ -136,6 +137,7 @@ class AsyncHTTP2Connection(asyncio.Protocol):
         transport.write(self._proto.initiate())  # type: ignore[attr-defined]
 
     def data_received(self, data: bytes) -> None:
+        self.last_received = self._clock()
         self._dispatch(data)
 
     def eof_received(self) -> bool:
@@ -172,6 +174,25 @@ class AsyncHTTP2Connection(asyncio.Protocol):
         if self._proto.goaway is not None or self._proto.closed:
             return CloseReason.GOAWAY
         return None
+
+    def ping_due(self) -> bool:
+        """Silent long enough that ``ping`` must prove it alive before reuse (``rules``)."""
+        return ping_due(self._clock(), self.last_received)
+
+    async def ping(self) -> CloseReason | None:
+        """PING the server and wait for the answer (``rules.ping_limit``); None if it came."""
+        opaque = next(_pings).to_bytes(8, "big")  # its own: another task may ping too
+        answer = self._pings[opaque] = _Stream(0)
+        try:
+            self._send(self._proto.ping(opaque))
+            await self._sleep(answer, ping_limit(self.rtt))
+        except TimeoutError:
+            return CloseReason.PING_TIMEOUT
+        except h2p.LocalProtocolError:
+            return CloseReason.PROTOCOL_ERROR
+        finally:
+            self._pings.pop(opaque, None)
+        return self.check_idle()  # the answer, or the failure that woke us
 
     # -- one request --------------------------------------------------------------------------
 
@@ -218,8 +239,16 @@ class AsyncHTTP2Connection(asyncio.Protocol):
         self, stream: _Stream, body: bytes | Iterable[bytes], request: Request, timeout: Timeout
     ) -> None:
         """DATA frames as the peer's windows allow; END_STREAM after the last piece."""
-        pieces: Iterable[bytes] = (body,) if isinstance(body, bytes) else body
-        async for piece in aiter_pieces(pieces):  # an AsyncBody's pieces are awaited
+        pieces = BodyPieces(body)
+        try:
+            await self._send_pieces(stream, pieces, request, timeout)
+        finally:
+            await pieces.aclose()  # stopped early (or failed): the source's cleanup runs now
+
+    async def _send_pieces(
+        self, stream: _Stream, pieces: BodyPieces, request: Request, timeout: Timeout
+    ) -> None:
+        while (piece := await pieces.next()) is not None:
             view = memoryview(piece)
             while view:
                 while not self._credit(stream):
@@ -368,6 +397,10 @@ class AsyncHTTP2Connection(asyncio.Protocol):
         for stream_id, flow in applied.refunds:  # streams nobody reads any more
             if not self._proto.closed:
                 self._send(self._proto.acknowledge(stream_id, flow))
+        for opaque in applied.pings:
+            answer = self._pings.get(opaque)
+            if answer is not None:
+                answer.wake()
         if applied.settings is not None:
             self.stream_limit = max(applied.settings.max_concurrent_streams, 0)
             self._settings.wake()
@@ -386,6 +419,8 @@ class AsyncHTTP2Connection(asyncio.Protocol):
             return
         self._table.fail_all(message, error_code)
         self._settings.fail(RemoteProtocolError(message))
+        for answer in self._pings.values():
+            answer.wake()  # ping() then sees close_reason
         if self.accepting and self._ready:
             self._on_event(self, reason)  # the brain stops it (and closes it when empty)
         self.close(reason)

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import AsyncIterable, Callable, Iterable, Mapping
 from typing import Any
 
 from ..exceptions import (
@@ -49,6 +49,7 @@ from ..lifecycle.tracelog import log_tracer
 from ..models import (
     DEFAULT_PORTS,
     URL,
+    Deadline,
     HeaderInput,
     Headers,
     Origin,
@@ -60,6 +61,7 @@ from ..protocol.proxy import Proxy
 from ..requestbody import PoolRequests
 from ..response import AsyncResponse, ConnectionInfo
 from .connect import Connection, HTTP2Mode, open_connection
+from .http2 import AsyncHTTP2Connection
 from .http11 import AsyncHTTP11Connection
 
 __all__ = ["AsyncConnectionPool", "PoolStats"]
@@ -149,7 +151,7 @@ class AsyncConnectionPool(PoolFacts):
         path: str,
         fields: Mapping[str, Any] | Iterable[tuple[str, Any]] | None = None,
         headers: HeaderInput = None,
-        body: bytes | str | Iterable[bytes] | None = None,
+        body: bytes | str | Iterable[bytes] | AsyncIterable[bytes] | None = None,
         json: Any = None,
         timeout: TimeoutTypes | None = None,
         stream: bool = False,
@@ -162,12 +164,42 @@ class AsyncConnectionPool(PoolFacts):
         self, request: Request, timeout: TimeoutTypes | None = None, stream: bool = False
     ) -> AsyncResponse:
         """Send a built request on a pooled connection and return its response."""
+        request.framing()  # refuse a request-smuggling shape before taking a connection
         t = self.timeout if timeout is None else Timeout.of(timeout)
-        started = self._clock()
         attempts = Attempts(self._state.maxsize)
+        if t.total is None:
+            return await self._send(request, t, stream, attempts, None)
+        deadline = t.deadline(self._clock())
+        assert deadline is not None
+        try:
+            # The loop cancels whatever wait is under way when the deadline passes; every
+            # await below already gives back what it held when cancelled.
+            async with asyncio.timeout(deadline.left(self._clock())):
+                return await self._send(request, t, stream, attempts, deadline)
+        except TimeoutError:
+            raise deadline.error(request, None, attempts.reached) from None
+        except TimeoutException as exc:
+            total = deadline.explain(exc, request, self._clock())
+            if total is exc:
+                raise
+            raise total from exc
+
+    async def _send(
+        self,
+        request: Request,
+        t: Timeout,
+        stream: bool,
+        attempts: Attempts,
+        deadline: Deadline | None,
+    ) -> AsyncResponse:
+        started = self._clock()
         while True:
             try:
-                exchange = await self._checkout(t, attempts.fresh, request.replayable)
+                # The usual case is decided without an await: an idle connection, alive.
+                order = self._take(attempts.fresh, request.replayable)
+                exchange = order.exchange
+                if exchange is None or (order.needs_check and not _fit(exchange.conn)):
+                    exchange = await self._checkout(t, attempts.fresh, order, request.replayable)
             except RequestError as exc:  # dial or pool wait failed: this attempt sent nothing
                 exc.request = request
                 if attempts.failed is not None:  # but an earlier attempt may have reached it
@@ -184,15 +216,17 @@ class AsyncConnectionPool(PoolFacts):
                     raise
                 self._retried(exchange, request, exc)
             except BaseException:  # cancelled (or worse): leave nothing in an unknown state
+                attempts.reached |= exchange.wrote_any
                 self._abandon(exchange)
                 raise
         if self._tracer is not None:
             exchanged(self._tracer, self._state.origin, exchange, request, head)
+        attempts.reached = True
         info = ConnectionInfo(exchange, attempts.retries, head.http_version)
         self._route.describe(info)
         elapsed = self._clock() - started
         if stream:
-            source = _AsyncPooledBody(self, exchange, request, t)
+            source = _AsyncPooledBody(self, exchange, request, t, deadline)
             return AsyncResponse(head, request, info, elapsed, source=source)
         try:
             content = await conn.read_all(exchange, request, t)
@@ -213,9 +247,16 @@ class AsyncConnectionPool(PoolFacts):
 
     # -- the body around PoolState's decisions ------------------------------------------------
 
-    async def _checkout(self, t: Timeout, fresh: bool, replayable: bool = False) -> Exchange:
+    async def _checkout(
+        self, t: Timeout, fresh: bool, order: Order | None, replayable: bool = False
+    ) -> Exchange:
+        """A connection for this exchange, starting from ``order`` if taken already: a wait
+        for a free one, a dial, the liveness check (and for HTTP/2 a PING) on an idle one."""
         while True:
-            order = await self._order(t, fresh, replayable)
+            if order is None:
+                order = self._take(fresh, replayable)
+            if order.action is Action.WAIT:
+                await self._wait(order, t)
             if order.dial:
                 return await self._dial(order, t)
             exchange = order.exchange
@@ -224,14 +265,21 @@ class AsyncConnectionPool(PoolFacts):
                 return exchange
             conn: Connection = exchange.conn
             dead = conn.check_idle()  # synchronous: the loop has read what arrived
+            if dead is None and isinstance(conn, AsyncHTTP2Connection) and conn.ping_due():
+                try:
+                    dead = await conn.ping()
+                except BaseException:  # cancelled while waiting for the answer
+                    self._abandon(exchange)
+                    raise
             if dead is None:
                 return exchange
             doomed: list[tuple[Connection, CloseReason]] = []
             self._state.dead_on_checkout(order, dead, self._clock(), doomed)
             self._close_all(doomed)
+            order = None
 
-    async def _order(self, t: Timeout, fresh: bool, replayable: bool = False) -> Order:
-        """An order filled now, or after waiting (up to ``t.pool``) for a stream or a dial."""
+    def _take(self, fresh: bool, replayable: bool = False) -> Order:
+        """The brain's answer now: a connection, a dial, or WAIT (see ``_wait``)."""
         doomed: Doomed = self._settle_orphans() if self._orphans else []
         if self._state.closed:
             self._close_all(doomed)
@@ -239,8 +287,10 @@ class AsyncConnectionPool(PoolFacts):
         order = self._state.checkout(self._clock(), fresh, doomed, None, replayable)
         if doomed:
             self._close_all(doomed)
-        if order.action is not Action.WAIT:
-            return order
+        return order
+
+    async def _wait(self, order: Order, t: Timeout) -> None:
+        """Wait (up to ``t.pool``) until the brain fills ``order`` with a stream or a dial."""
         fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         order.wake = lambda: _fill(fut)
         try:
@@ -254,13 +304,12 @@ class AsyncConnectionPool(PoolFacts):
                 ) from None
         except BaseException:  # cancelled while waiting: leave nothing reserved
             if not self._state.cancel(order):
-                doomed = []
+                doomed: Doomed = []
                 self._state.give_back(order, self._clock(), doomed)
                 self._close_all(doomed)
             raise
         if order.action is Action.WAIT:  # woken without a connection: the pool closed
             raise PoolClosed(f"the pool for {self.origin} is closed")
-        return order
 
     async def _dial(self, order: Order, t: Timeout) -> Exchange:
         tracer = self._tracer
@@ -418,6 +467,14 @@ class AsyncConnectionPool(PoolFacts):
         )
 
 
+def _fit(conn: Connection) -> bool:
+    """May an idle connection take a request without an await: alive (``check_idle``, which
+    reads nothing: the loop has), and for HTTP/2 not silent long enough to need a PING."""
+    if conn.check_idle() is not None:
+        return False
+    return not conn.multiplexed or not conn.ping_due()  # type: ignore[union-attr]
+
+
 def _reason_for(exc: TransportError) -> CloseReason:
     if isinstance(exc, TimeoutException):
         return CloseReason.TIMEOUT
@@ -429,16 +486,22 @@ def _reason_for(exc: TransportError) -> CloseReason:
 class _AsyncPooledBody:
     """A streamed response's hold on its exchange; ends it at the end of the body or on close."""
 
-    __slots__ = ("_exchange", "_failed", "_loop", "_pool", "_request", "_timeout")
+    __slots__ = ("_deadline", "_exchange", "_failed", "_loop", "_pool", "_request", "_timeout")
 
     def __init__(
-        self, pool: AsyncConnectionPool, exchange: Exchange, request: Request, timeout: Timeout
+        self,
+        pool: AsyncConnectionPool,
+        exchange: Exchange,
+        request: Request,
+        timeout: Timeout,
+        deadline: Deadline | None,
     ) -> None:
         self._pool: AsyncConnectionPool | None = pool
         self._failed: BaseException | None = None
         self._exchange = exchange
         self._request = request
         self._timeout = timeout
+        self._deadline = deadline
         self._loop = asyncio.get_running_loop()
 
     async def read_chunk(self) -> bytes:
@@ -449,7 +512,10 @@ class _AsyncPooledBody:
             return b""
         exchange = self._exchange
         try:
-            data: bytes = await exchange.conn.read_body(exchange, self._request, self._timeout)
+            if self._deadline is None:
+                data: bytes = await exchange.conn.read_body(exchange, self._request, self._timeout)
+            else:
+                data = await self._read_within(self._deadline)
         except BaseException as exc:
             self._pool = None
             self._failed = exc
@@ -464,6 +530,23 @@ class _AsyncPooledBody:
                 pool._done(exchange)
             pool._finish(exchange)
         return data
+
+    async def _read_within(self, deadline: Deadline) -> bytes:
+        """The next piece, before the request's total deadline (or TotalTimeout)."""
+        exchange = self._exchange
+        pool = self._pool
+        assert pool is not None
+        try:
+            async with asyncio.timeout(deadline.left(pool._clock())):
+                data: bytes = await exchange.conn.read_body(exchange, self._request, self._timeout)
+                return data
+        except TimeoutError:
+            raise deadline.error(self._request, None, True) from None
+        except TimeoutException as exc:
+            total = deadline.explain(exc, self._request, pool._clock())
+            if total is exc:
+                raise
+            raise total from exc
 
     def trailers(self) -> list[tuple[bytes, bytes]] | None:
         trailers: list[tuple[bytes, bytes]] | None = self._exchange.conn.trailers(self._exchange)

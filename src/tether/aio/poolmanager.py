@@ -7,7 +7,7 @@ lock: finding or making a pool never awaits.
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Iterable
+from collections.abc import AsyncIterable, Iterable
 from typing import Any
 
 from ..exceptions import PoolClosed
@@ -97,7 +97,7 @@ class AsyncPoolManager:
         url: str,
         fields: FormTypes = None,
         headers: HeaderInput = None,
-        body: bytes | str | Iterable[bytes] | None = None,
+        body: bytes | str | Iterable[bytes] | AsyncIterable[bytes] | None = None,
         json: Any = None,
         timeout: TimeoutTypes | None = None,
         stream: bool = False,

@@ -1,11 +1,13 @@
 """What both asyncio drivers share: dialing with timings, and one connection's waits.
 
 ``dial`` is `io.sockets.connect` for the event loop: resolve, race the addresses (happy
-eyeballs, `aio.dial`), TLS handshake, each timed into a `DialInfo`, each failure a typed error
-naming the origin, and nothing left open when it fails or is cancelled. ``Waiter`` is how a
-coroutine sleeps until the protocol's callbacks (``data_received``, ``resume_writing``) have
-news: one future at a time, with the timeout as a loop timer rather than ``asyncio.timeout``
-(no task bookkeeping per read).
+eyeballs, `aio.dial`), any proxy handshake, TLS handshake, each timed into a `DialInfo`, each
+failure a typed error naming the origin, and nothing left open when it fails or is cancelled.
+``Waiter`` is how a coroutine sleeps until the protocol's callbacks (``data_received``,
+``resume_writing``) have news: one future at a time, with the timeout as a loop timer rather
+than ``asyncio.timeout`` (no task bookkeeping per read). The timer is lazy: one per
+connection, armed for the earliest deadline and moved on when it fires early, so a read that
+is answered in time (nearly all of them) costs no timer of its own.
 """
 
 from __future__ import annotations
@@ -14,18 +16,18 @@ import asyncio
 import socket
 import ssl
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from typing import TypeVar
 
 from ..exceptions import ConnectError, ConnectTimeout, TLSError
 from ..io.resolver import Resolver
 from ..io.sockets import DialInfo
-from ..models import Origin
+from ..models import AsyncBody, Origin
 from ..protocol.proxy import Proxy
 from .dial import plan_dial, race
 from .proxyconnect import open_tunnel
 
-__all__ = ["Waiter", "dial", "tls_facts"]
+__all__ = ["BodyPieces", "Waiter", "dial", "tls_facts"]
 
 P = TypeVar("P", bound=asyncio.Protocol)
 
@@ -35,15 +37,22 @@ def _expire(fut: asyncio.Future[None]) -> None:
         fut.set_exception(TimeoutError())
 
 
+_NEVER = float("inf")
+_SLACK = 0.001  # a timer may fire this early (uvloop's clock has millisecond steps)
+
+
 class Waiter:
     """One coroutine's wait for a connection's news (reads), and for write buffer room."""
 
-    __slots__ = ("_drain", "_failure", "_fut", "write_paused")
+    __slots__ = ("_deadline", "_drain", "_failure", "_fut", "_loop", "_timer", "write_paused")
 
-    def __init__(self) -> None:
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop = loop
         self._fut: asyncio.Future[None] | None = None
         self._drain: asyncio.Future[None] | None = None
         self._failure: OSError | None = None
+        self._deadline = _NEVER  # of the wait in progress
+        self._timer: asyncio.TimerHandle | None = None  # fires at or before that deadline
         self.write_paused = False
 
     def wake(self) -> None:
@@ -51,17 +60,42 @@ class Waiter:
         if fut is not None and not fut.done():
             fut.set_result(None)
 
-    async def wait(self, seconds: float | None) -> None:
-        """Until ``wake`` (TimeoutError after ``seconds``)."""
-        fut = asyncio.get_running_loop().create_future()
-        self._fut = fut
-        timer = None if seconds is None else fut.get_loop().call_later(seconds, _expire, fut)
-        try:
-            await fut
-        finally:
-            self._fut = None
-            if timer is not None:
-                timer.cancel()
+    def wait(self, seconds: float | None) -> asyncio.Future[None]:
+        """A future done at ``wake`` (TimeoutError after ``seconds``): the caller awaits it.
+
+        A plain function, not a coroutine: one frame less on every read. A future left behind
+        by a cancelled caller is done (cancelled) and replaced by the next wait.
+        """
+        loop = self._loop
+        fut = self._fut = loop.create_future()
+        if seconds is None:
+            self._deadline = _NEVER
+        else:
+            self._deadline = deadline = loop.time() + seconds
+            timer = self._timer
+            if timer is None or deadline < timer.when():
+                if timer is not None:
+                    timer.cancel()
+                self._timer = loop.call_at(deadline, self._check)
+        return fut
+
+    def _check(self) -> None:
+        """The timer fired: expire the wait in progress if its deadline passed, else move on
+        to it (no wait, or one without a deadline: the timer stops until the next one)."""
+        self._timer = None
+        fut, deadline = self._fut, self._deadline
+        if fut is None or fut.done() or deadline == _NEVER:
+            return
+        if self._loop.time() >= deadline - _SLACK:
+            fut.set_exception(TimeoutError())
+        else:
+            self._timer = self._loop.call_at(deadline, self._check)
+
+    def stop(self) -> None:
+        """The connection is closed: no timer keeps it alive."""
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
 
     def pause_writing(self) -> None:
         self.write_paused = True
@@ -74,6 +108,7 @@ class Waiter:
 
     def fail(self, exc: OSError) -> None:
         """The connection is gone: a writer waiting for room gets ``exc``."""
+        self.stop()
         self._failure = exc
         self.write_paused = False
         fut = self._drain
@@ -87,7 +122,7 @@ class Waiter:
             raise self._failure
         if not self.write_paused:
             return
-        fut = asyncio.get_running_loop().create_future()
+        fut = self._loop.create_future()
         self._drain = fut
         timer = None if seconds is None else fut.get_loop().call_later(seconds, _expire, fut)
         try:
@@ -96,6 +131,46 @@ class Waiter:
             self._drain = None
             if timer is not None:
                 timer.cancel()
+
+
+class BodyPieces:
+    """A request body's pieces for both asyncio drivers: from a sync iterable, or awaited
+    from an `AsyncBody`'s source, as they come (nothing is buffered)."""
+
+    __slots__ = ("_aiter", "_iter")
+
+    def __init__(self, body: bytes | Iterable[bytes]) -> None:
+        self._iter: Iterator[bytes] | None = None
+        self._aiter: AsyncIterator[bytes] | None = None
+        if isinstance(body, bytes):
+            self._iter = iter((body,))
+        elif isinstance(body, AsyncBody):
+            self._aiter = aiter(body.source)
+        else:
+            self._iter = iter(body)
+
+    async def next(self) -> bytes | None:
+        """The next piece; None at the end. TypeError for a piece that is not bytes."""
+        if self._iter is not None:
+            piece = next(self._iter, None)
+        else:
+            assert self._aiter is not None
+            try:
+                piece = await anext(self._aiter)
+            except StopAsyncIteration:
+                return None
+        if piece is None or isinstance(piece, bytes):
+            return piece
+        if isinstance(piece, (bytearray, memoryview)):
+            return bytes(piece)
+        raise TypeError(f"a request body's pieces must be bytes, not {type(piece).__name__}")
+
+    async def aclose(self) -> None:
+        """Stop the source early (an async generator runs its cleanup now, in this task)."""
+        close = getattr(self._aiter, "aclose", None)
+        if close is not None:
+            self._aiter = None
+            await close()
 
 
 def tls_facts(transport: asyncio.BaseTransport) -> tuple[str | None, str | None, str | None]:

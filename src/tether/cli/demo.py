@@ -1,5 +1,5 @@
-"""``tether demo``: connection reuse, a server's idle close, the keep-alive race, safe retries
-and 16 threads sharing one HTTP/2 connection, shown live.
+"""``tether demo``: connection reuse, a server's idle close, the keep-alive race, safe retries,
+16 threads sharing one HTTP/2 connection and asyncio tasks cancelled mid-request, shown live.
 
 Runs against tether's own in-process test servers (no network), which count the TCP
 connections they accept, so every claim printed here is checked from the server's side too.
@@ -16,14 +16,22 @@ from ..exceptions import RequestError
 from ..sync.pool import ConnectionPool
 from ..testing.h2server import H2TestServer
 from ..testing.testserver import DelayProxy, Exchange, TestServer, close_wait_count
+from .demo_async import scene_async_cancel
 
 __all__ = ["run_demo"]
 
 
 def run_demo(out: Callable[[str], None] = print) -> int:
-    """Run the five scenes; return 0 if every check held, 1 otherwise."""
+    """Run the six scenes; return 0 if every check held, 1 otherwise."""
     failures = 0
-    scenes = (_scene_reuse, _scene_idle_close, _scene_keepalive_race, _scene_retry, _scene_h2)
+    scenes = (
+        _scene_reuse,
+        _scene_idle_close,
+        _scene_keepalive_race,
+        _scene_retry,
+        _scene_h2,
+        scene_async_cancel,
+    )
     for scene in scenes:
         out("")
         if not scene(out):

@@ -7,7 +7,7 @@ Every argument and default is `Session`'s, and the request is built by the same 
 from __future__ import annotations
 
 import inspect
-from collections.abc import Iterable, Mapping
+from collections.abc import AsyncIterable, Iterable, Mapping
 from dataclasses import replace
 from typing import Any
 
@@ -110,7 +110,7 @@ class AsyncSession(SessionDefaults):
         url: str | URL,
         *,
         params: QueryParams = None,
-        data: bytes | str | FormTypes | Iterable[bytes] = None,
+        data: bytes | str | FormTypes | Iterable[bytes] | AsyncIterable[bytes] = None,
         json: Any = None,
         headers: HeaderInput = None,
         files: FilesTypes = None,

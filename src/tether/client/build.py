@@ -8,7 +8,7 @@ headers, and the per-request TLS override.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import AsyncIterable, Iterable, Mapping
 from typing import Any
 
 from ..decoding import ACCEPT_ENCODING
@@ -33,7 +33,7 @@ def build_request(
     session_headers: Headers,
     *,
     params: QueryParams = None,
-    data: bytes | str | FormTypes | Iterable[bytes] = None,
+    data: bytes | str | FormTypes | Iterable[bytes] | AsyncIterable[bytes] = None,
     json: Any = None,
     headers: HeaderInput = None,
     files: FilesTypes = None,

@@ -13,7 +13,7 @@ call's arguments into a `Flow`. Precedence, most specific first:
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import AsyncIterable, Callable, Iterable, Mapping
 from http.cookiejar import CookieJar
 from typing import Any
 from urllib.parse import parse_qsl
@@ -75,7 +75,7 @@ class SessionDefaults:
         url: str | URL,
         *,
         params: QueryParams,
-        data: bytes | str | FormTypes | Iterable[bytes],
+        data: bytes | str | FormTypes | Iterable[bytes] | AsyncIterable[bytes],
         json: Any,
         headers: HeaderInput,
         files: FilesTypes,

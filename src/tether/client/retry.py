@@ -30,7 +30,7 @@ from ..exceptions import (
     WriteTimeout,
 )
 from ..models import IDEMPOTENT_METHODS, Request
-from ..requestbody import AsyncBody, MultipartStream
+from ..requestbody import MultipartStream
 from ..response import AsyncResponse, Response
 
 __all__ = [
@@ -224,8 +224,6 @@ def send_with_retries(
     policy: Retry | None, counter: RetryCounter, request: Request, send: Callable[[], R]
 ) -> R:
     """``send()``, again while ``policy`` says so, sleeping in between (the sync loop)."""
-    if isinstance(request.body, AsyncBody):  # refused before connecting, not mid-request
-        raise TypeError("an async iterable body can only be sent by AsyncSession")
     if policy is None:
         return send()
     attempts = Attempts()

@@ -17,6 +17,8 @@ __all__ = [
     "DRAIN_LIMIT",
     "DRAIN_TIMEOUT",
     "MAX_REUSED_RETRIES",
+    "PING_AFTER_IDLE",
+    "PING_TIMEOUT",
     "CloseReason",
     "ConnectionRecord",
     "IdleTimeoutLearner",
@@ -24,6 +26,8 @@ __all__ = [
     "Limits",
     "closed_before_request",
     "expiry",
+    "ping_due",
+    "ping_limit",
     "reset_wait",
     "should_drain",
     "should_retry",
@@ -311,3 +315,19 @@ MAX_UNPROCESSED_RETRIES = 20
 # asks for a new connection, and a pool holds at most maxsize reused ones that could all be
 # stale: maxsize + 1 attempts reach a fresh connection whatever happens. Capped for huge pools.
 MAX_REUSED_RETRIES = 10
+
+# A connection silent this long gets a PING before it is reused: a silent close (no GOAWAY,
+# no FIN reaching us) would otherwise cost the request. At most one per silent period.
+PING_AFTER_IDLE = 4.0
+PING_TIMEOUT = 1.0
+
+
+def ping_due(now: float, last_received: float) -> bool:
+    """Must an HTTP/2 connection that last heard from its server at ``last_received`` be
+    pinged before it carries a request?"""
+    return now - last_received >= PING_AFTER_IDLE
+
+
+def ping_limit(rtt: float) -> float:
+    """How long the answer to that PING may take: ``PING_TIMEOUT``, or more on a slow path."""
+    return max(PING_TIMEOUT, 4 * rtt)

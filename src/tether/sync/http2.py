@@ -43,7 +43,9 @@ from ..io.sockets import DialInfo
 from ..io.tlsbio import TLSTransport
 from ..lifecycle.coalescing import cert_names
 from ..lifecycle.exchange import Exchange
-from ..lifecycle.rules import CloseReason, Limits, expiry
+from ..lifecycle.rules import PING_AFTER_IDLE as PING_AFTER_IDLE  # where tests look
+from ..lifecycle.rules import PING_TIMEOUT as PING_TIMEOUT
+from ..lifecycle.rules import CloseReason, Limits, expiry, ping_due, ping_limit
 from ..models import Origin, Request, Timeout
 from ..protocol import http2 as h2p
 from ..protocol.h2streams import H2ResponseHead, Inbox, StreamRefused, StreamTable, request_head
@@ -54,10 +56,6 @@ HTTP2Mode = bool | Literal["prior-knowledge"]
 EventCallback = Callable[["HTTP2Connection", CloseReason | None], None]
 
 _RECV_SIZE = 65536
-# A connection silent this long gets a PING before it is reused: a silent close (no GOAWAY,
-# no FIN reaching us) would otherwise cost the request. At most one per silent period.
-PING_AFTER_IDLE = 4.0
-PING_TIMEOUT = 1.0
 _ids = itertools.count(1_000_001)  # distinct from HTTP/1.1 connection ids at a glance
 
 
@@ -198,7 +196,7 @@ class HTTP2Connection:
         ``PING_TIMEOUT`` (or its round-trip estimate, if larger).
         """
         reason = self._read_idle()
-        if reason is not None or self._clock() - self.last_received < PING_AFTER_IDLE:
+        if reason is not None or not ping_due(self._clock(), self.last_received):
             return reason
         return self._ping()
 
@@ -243,7 +241,7 @@ class HTTP2Connection:
                 return CloseReason.NETWORK_ERROR
         except h2p.LocalProtocolError:
             return CloseReason.PROTOCOL_ERROR
-        limit = max(PING_TIMEOUT, 4 * self.rtt)
+        limit = ping_limit(self.rtt)
         deadline = self._clock() + limit
         stream = _Stream(0)
         try:

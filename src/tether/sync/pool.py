@@ -54,6 +54,8 @@ from ..lifecycle.trace import (
 )
 from ..lifecycle.tracelog import log_tracer
 from ..models import (
+    AsyncBody,
+    Deadline,
     HeaderInput,
     Headers,
     Origin,
@@ -228,12 +230,30 @@ class ConnectionPool(PoolFacts, Closing):
     ) -> Response:
         """Send a built request on a pooled connection and return its response."""
         request.framing()  # refuse a request-smuggling shape before taking a connection
+        if isinstance(request.body, AsyncBody):
+            iter(request.body)  # TypeError: only the asyncio pools send an async body
         t = self.timeout if timeout is None else Timeout.of(timeout)
+        if t.total is None:
+            return self._send(request, t, stream, None)
+        deadline = t.deadline(self._clock())
+        assert deadline is not None
+        try:  # each phase's waits are cut to what is left of the deadline (Deadline.clip)
+            return self._send(request, t, stream, deadline)
+        except TimeoutException as exc:
+            total = deadline.explain(exc, request, self._clock())
+            if total is exc:
+                raise
+            raise total from exc
+
+    def _send(
+        self, request: Request, t: Timeout, stream: bool, deadline: Deadline | None
+    ) -> Response:
         started = self._clock()
         attempts = Attempts(self._state.maxsize)
         while True:
+            phase = t if deadline is None else deadline.clip(self._clock(), attempts.reached)
             try:
-                exchange = self._checkout(t, attempts.fresh, request.replayable)
+                exchange = self._checkout(phase, attempts.fresh, request.replayable)
             except RequestError as exc:  # dial or pool wait failed: this attempt sent nothing
                 exc.request = request
                 if attempts.failed is not None:  # but an earlier attempt may have reached it
@@ -242,7 +262,9 @@ class ConnectionPool(PoolFacts, Closing):
                 raise
             conn: Connection = exchange.conn
             try:
-                head = conn.send_request(exchange, request, t)
+                if deadline is not None:
+                    phase = deadline.clip(self._clock(), attempts.reached)
+                head = conn.send_request(exchange, request, phase)
                 break
             except TransportError as exc:
                 self._failed(exchange, exc)
@@ -261,10 +283,13 @@ class ConnectionPool(PoolFacts, Closing):
             info.coalesced = True  # carried by another host's connection (RFC 9113 §9.1.1)
         elapsed = self._clock() - started
         if stream:
-            source = _PooledBody(self, exchange, request, t)
+            source = _PooledBody(self, exchange, request, t, deadline)
             return Response(head, request, info, elapsed, source=source)
         try:
-            content = conn.read_all(exchange, request, t)
+            if deadline is None:
+                content = conn.read_all(exchange, request, t)
+            else:  # piece by piece, so that a trickling body cannot outlive the deadline
+                content = b"".join(iter(_reader_within(self, exchange, request, deadline), b""))
         except TransportError as exc:
             self._failed(exchange, exc)
             raise
@@ -546,6 +571,19 @@ class ConnectionPool(PoolFacts, Closing):
         return f"<ConnectionPool {self.origin} maxsize={self.maxsize} opened={self._state.opened}>"
 
 
+def _reader_within(
+    pool: ConnectionPool, exchange: Exchange, request: Request, deadline: Deadline
+) -> Callable[[], bytes]:
+    """A function reading the next piece of the body with waits cut to the deadline."""
+
+    def read() -> bytes:
+        left = deadline.clip(pool._clock(), True)
+        piece: bytes = exchange.conn.read_body(exchange, request, left)
+        return piece
+
+    return read
+
+
 def _reason_for(exc: TransportError) -> CloseReason:
     if isinstance(exc, TimeoutException):
         return CloseReason.TIMEOUT
@@ -557,16 +595,22 @@ def _reason_for(exc: TransportError) -> CloseReason:
 class _PooledBody:
     """A streamed response's hold on its exchange; ends it at the end of the body or on close."""
 
-    __slots__ = ("_exchange", "_failed", "_pool", "_request", "_timeout")
+    __slots__ = ("_deadline", "_exchange", "_failed", "_pool", "_request", "_timeout")
 
     def __init__(
-        self, pool: ConnectionPool, exchange: Exchange, request: Request, timeout: Timeout
+        self,
+        pool: ConnectionPool,
+        exchange: Exchange,
+        request: Request,
+        timeout: Timeout,
+        deadline: Deadline | None,
     ) -> None:
         self._pool: ConnectionPool | None = pool
         self._failed: BaseException | None = None
         self._exchange = exchange
         self._request = request
         self._timeout = timeout
+        self._deadline = deadline
 
     def read_chunk(self) -> bytes:
         pool = self._pool
@@ -575,8 +619,12 @@ class _PooledBody:
                 raise StreamClosed(f"the response body failed earlier: {self._failed}")
             return b""
         exchange = self._exchange
+        deadline = self._deadline
         try:
-            data: bytes = exchange.conn.read_body(exchange, self._request, self._timeout)
+            if deadline is None:
+                data: bytes = exchange.conn.read_body(exchange, self._request, self._timeout)
+            else:
+                data = self._read_within(deadline, pool)
         except BaseException as exc:
             self._pool = None
             self._failed = exc
@@ -590,6 +638,20 @@ class _PooledBody:
             if pool._tracer is not None:
                 pool._done(exchange)
             pool._finish(exchange)
+        return data
+
+    def _read_within(self, deadline: Deadline, pool: ConnectionPool) -> bytes:
+        """The next piece, with its waits cut to the request's total deadline."""
+        exchange = self._exchange
+        try:
+            data: bytes = exchange.conn.read_body(
+                exchange, self._request, deadline.clip(pool._clock(), True)
+            )
+        except TimeoutException as exc:
+            total = deadline.explain(exc, self._request, pool._clock())
+            if total is exc:
+                raise
+            raise total from exc
         return data
 
     def trailers(self) -> list[tuple[bytes, bytes]] | None:
