@@ -33,8 +33,7 @@ from ..lifecycle.rules import (
     should_drain,
 )
 from ..models import Origin, Request, Timeout
-from ..protocol.http11 import ResponseHead, ResponseReader, encode_chunk, encode_request
-from ..protocol.proxy import absolute_target
+from ..protocol.http11 import ResponseHead, ResponseReader, encode_chunk, request_bytes
 from .transport import BodyPieces, Waiter, tls_facts
 
 __all__ = ["AsyncHTTP11Connection", "IdleEvent"]
@@ -231,24 +230,8 @@ class AsyncHTTP11Connection(asyncio.Protocol):
         self._taken = 0
         self._reading_all = False
         self._sent = False
-        # Checked where the bytes are made, as the sync driver does: a Content-Length set
-        # after the Request was built must not smuggle a second request.
-        block, has_host, has_length, wants_close, declared = request.framing()
-        url = request.url
+        data, wants_close, _ = request_bytes(request, self.proxy_head)  # checked there
         body = request.body
-        target = url.target
-        if self.proxy_head is not None:  # to a forward proxy: absolute-form, its credentials
-            target, block = absolute_target(url), block + self.proxy_head
-        data = encode_request(
-            request.method,
-            target,
-            url.host_header,
-            block,
-            body,
-            has_host=has_host,
-            has_length=has_length,
-            body_length=None if has_length else declared,
-        )
         transport.write(data)
         exchange.wrote_any = True
         if exchange.watch_reset and self._one_send(transport, body):

@@ -19,8 +19,16 @@ from collections.abc import Iterable
 import httptools
 
 from ..exceptions import RemoteProtocolError
+from ..models import URL, Request
 
-__all__ = ["ResponseHead", "ResponseReader", "encode_request", "parse_keep_alive"]
+__all__ = [
+    "ResponseHead",
+    "ResponseReader",
+    "absolute_target",
+    "encode_request",
+    "parse_keep_alive",
+    "request_bytes",
+]
 
 MAX_HEADER_BYTES = 64 * 1024
 MAX_HEADERS = 100
@@ -61,6 +69,39 @@ def encode_request(
     elif method not in BODYLESS_METHODS and not has_length:
         head += "Content-Length: 0\r\n"
     return b"".join((head.encode("latin-1"), header_block, b"\r\n"))
+
+
+def request_bytes(
+    request: Request, proxy_head: bytes | None = None
+) -> tuple[bytes, bool, int | None]:
+    """What both drivers write for ``request``: (bytes, wants_close, declared length).
+
+    The framing is checked here, where the bytes are made: headers may have changed since the
+    Request was built, and a Content-Length that lies about the body would smuggle a request.
+    ``proxy_head``: the connection goes to a forward proxy, so the target is absolute-form and
+    the proxy's own headers (its credentials) are added.
+    """
+    block, has_host, has_length, wants_close, declared = request.framing()
+    url = request.url
+    target = url.target
+    if proxy_head is not None:
+        target, block = absolute_target(url), block + proxy_head
+    data = encode_request(
+        request.method,
+        target,
+        url.host_header,
+        block,
+        request.body,
+        has_host=has_host,
+        has_length=has_length,
+        body_length=None if has_length else declared,
+    )
+    return data, wants_close, declared
+
+
+def absolute_target(url: URL) -> str:
+    """The absolute-form request-target a forward proxy needs (RFC 9112 §3.2.2)."""
+    return f"{url.origin.scheme}://{url.host_header}{url.target}"
 
 
 def encode_chunk(data: bytes) -> bytes:

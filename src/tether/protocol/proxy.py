@@ -23,14 +23,13 @@ from dataclasses import dataclass, field
 from urllib.parse import unquote, urlsplit
 
 from ..exceptions import InvalidProxyURL, ProxyError
-from ..models import URL, Origin
+from ..models import Origin
 
 __all__ = [
     "PROXY_SCHEMES",
     "ConnectHandshake",
     "Handshake",
     "Proxy",
-    "absolute_target",
     "handshake_for",
 ]
 
@@ -138,11 +137,6 @@ def _bracketed(host: str) -> str:
 def _redact(url: str) -> str:
     """``url`` with any userinfo replaced, for error messages."""
     return re.sub(r"^([^:/]*://)[^/]*@", r"\1***@", url)
-
-
-def absolute_target(url: URL) -> str:
-    """The absolute-form request-target a forward proxy needs (RFC 9112 §3.2.2)."""
-    return f"{url.origin.scheme}://{url.host_header}{url.target}"
 
 
 class Handshake:

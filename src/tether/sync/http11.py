@@ -38,8 +38,7 @@ from ..lifecycle.rules import (
     should_drain,
 )
 from ..models import Origin, Request, Timeout
-from ..protocol.http11 import ResponseHead, ResponseReader, encode_chunk, encode_request
-from ..protocol.proxy import absolute_target
+from ..protocol.http11 import ResponseHead, ResponseReader, encode_chunk, request_bytes
 
 __all__ = ["HTTP11Connection"]
 
@@ -139,9 +138,7 @@ class HTTP11Connection:
         On failure raises a TransportError; the exchange's ``wrote_any`` and
         ``response_started`` then tell the pool whether a retry is allowed.
         """
-        # Checked here, where the bytes are made: headers may have changed since the Request
-        # was built, and a Content-Length that lies about the body would smuggle a request.
-        block, has_host, has_length, wants_close, declared = request.framing()
+        data, wants_close, declared = request_bytes(request, self.proxy_head)  # checked there
         self.accepting = False  # until a complete, persistent response says otherwise
         self.stop_reason = CloseReason.NOT_PERSISTENT
         reader = self._reader
@@ -149,21 +146,6 @@ class HTTP11Connection:
             reader = self._reader = ResponseReader(head_request=request.method == "HEAD")
         else:
             reader.restart(head_request=request.method == "HEAD")
-        url = request.url
-        body = request.body
-        target = url.target
-        if self.proxy_head is not None:  # to a forward proxy: absolute-form, its credentials
-            target, block = absolute_target(url), block + self.proxy_head
-        data = encode_request(
-            request.method,
-            target,
-            url.host_header,
-            block,
-            body,
-            has_host=has_host,
-            has_length=has_length,
-            body_length=None if has_length else declared,
-        )
         self._set_timeout(socket.SO_SNDTIMEO, timeout.write)
         early = self._write_request(exchange, request, data, declared, timeout)
         if early is not None:
