@@ -97,7 +97,7 @@ def main() -> None:
             profile = cProfile.Profile()
             profile.runcall(tether_loop, port)
             print("\ntether loop, cProfile by own time (the profiler inflates every call):")
-            pstats.Stats(profile).sort_stats("tottime").print_stats(15)
+            pstats.Stats(profile).sort_stats("tottime").print_stats(15); pstats.Stats(profile).sort_stats("cumulative").print_stats(45) if os.environ.get("PROFILE_CUMULATIVE") else None
         finally:
             ng.stop()
             ng.cleanup()

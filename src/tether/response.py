@@ -36,6 +36,7 @@ __all__ = [
     "RawBody",
     "Response",
     "ResponseHead",
+    "has_raw_header",
 ]
 
 
@@ -67,6 +68,16 @@ class ResponseHead(Protocol):
 
     @property
     def raw_headers(self) -> list[tuple[bytes, bytes]]: ...
+
+    def has_header(self, name: bytes) -> bool:
+        """Is there a header ``name`` (lower case)? Cheaper than parsing them all."""
+        ...
+
+
+def has_raw_header(raw: list[tuple[bytes, bytes]], name: bytes) -> bool:
+    """``has_header`` over (name, value) pairs: ``name`` is lower case."""
+    size = len(name)
+    return any(len(n) == size and n.lower() == name for n, _ in raw)
 
 
 class ConnectionInfo:
@@ -278,6 +289,12 @@ class Response(Closing):
     def status_code(self) -> int:
         """The status, under requests' name."""
         return self.status
+
+    def has_header(self, name: str) -> bool:
+        """Did the response carry a header ``name`` (any case)? Cheaper than ``headers``."""
+        if self._headers is not None:
+            return name in self._headers
+        return self._head.has_header(name.lower().encode("latin-1"))
 
     @property
     def headers(self) -> Headers:
@@ -503,6 +520,8 @@ class Response(Closing):
         """The Content-Encoding codings to undo (none for HEAD, 1xx, 204 and 304)."""
         if self.status in (204, 304) or self.status < 200 or self.request.method == "HEAD":
             return []
+        if not self._head.has_header(b"content-encoding"):
+            return []  # most responses: no header parsing at all
         values = [
             v.decode("latin-1")
             for n, v in self._head.raw_headers

@@ -21,7 +21,6 @@ __all__ = [
     "any_cookies",
     "cookie_header",
     "extract_cookies",
-    "has_set_cookie",
     "scoped_cookies",
 ]
 
@@ -58,11 +57,6 @@ def cookie_header(jars: Iterable[CookieJar | None], url: URL) -> str | None:
 def extract_cookies(jar: CookieJar, response_headers: Headers, url: URL) -> None:
     """Store what the response's Set-Cookie headers may set for ``url`` in ``jar``."""
     jar.extract_cookies(_UrllibResponse(response_headers), _UrllibRequest(url, Headers()))  # type: ignore[arg-type]
-
-
-def has_set_cookie(headers: Headers) -> bool:
-    """Whether a response sets cookies (most do not: skip the cookiejar's work)."""
-    return bool(headers.get_list("set-cookie"))
 
 
 def any_cookies(jars: Iterable[CookieJar | None]) -> bool:

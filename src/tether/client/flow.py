@@ -22,7 +22,7 @@ from ..exceptions import BodyNotReplayable, RedirectError, TooManyRedirects
 from ..models import Request
 from ..response import Response
 from .auth import Auth, with_header
-from .cookies import any_cookies, cookie_header, extract_cookies, has_set_cookie
+from .cookies import any_cookies, cookie_header, extract_cookies
 from .redirects import keeps_credentials, next_request
 
 __all__ = ["Flow"]
@@ -144,9 +144,9 @@ class Flow:
         return request if value is None else with_header(request, "Cookie", value)
 
     def _store_cookies(self, response: Response) -> None:
+        if not response.has_header("set-cookie"):
+            return  # most responses: no header parsing, no cookiejar
         headers = response.headers
-        if not has_set_cookie(headers):
-            return
         url = response.request.url
         extract_cookies(self._jar, headers, url)
         own = Cookies()

@@ -23,7 +23,7 @@ from typing import Any, Generic, Protocol, TypeVar
 
 from ..io.tls import TLSConfig
 from ..models import URL, HeaderInput, Headers, Request, TimeoutTypes
-from ..response import AsyncResponse, ConnectionInfo, Response
+from ..response import AsyncResponse, ConnectionInfo, Response, has_raw_header
 
 __all__ = [
     "AsyncMockTransport",
@@ -144,6 +144,9 @@ class _Head:
     http_version: str
     reason: str
     raw_headers: list[tuple[bytes, bytes]]
+
+    def has_header(self, name: bytes) -> bool:
+        return has_raw_header(self.raw_headers, name)
 
 
 def build_response(

@@ -74,6 +74,10 @@ class H2ResponseHead:
         self.status = status
         self.raw_headers = raw_headers
 
+    def has_header(self, name: bytes) -> bool:
+        """Is there a header ``name`` (lower case, as HTTP/2 field names are)?"""
+        return any(n == name for n, _ in self.raw_headers)
+
     @property
     def reason(self) -> str:
         """HTTP/2 has no reason phrase; the standard one for the status."""

@@ -164,6 +164,10 @@ class ResponseHead:
             value = _value_of(block, lower, b"\r\nkeep-alive:")
             self.keep_alive_timeout, self.keep_alive_max = parse_keep_alive(value)
 
+    def has_header(self, name: bytes) -> bool:
+        """Is there a header ``name`` (lower case)? A search of the lowered block."""
+        return b"\r\n" + name + b":" in self._lower
+
     @property
     def content_length(self) -> int | None:
         """The announced body length (None: chunked, close-delimited, or no body)."""
