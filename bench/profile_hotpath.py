@@ -1,6 +1,7 @@
 """Where a sequential keep-alive GET spends its client CPU: tether Session vs the socket loop.
 
-Run (after bench/run has made the venv):  bench/.venv/bin/python bench/profile_hotpath.py [--tls]
+Run (after bench/run has made the venv):
+    bench/.venv/bin/python bench/profile_hotpath.py [--tls] [--cumulative]
 
 Starts the benchmark nginx on CPU 0, pins itself to CPU 1, then alternates the hand-written
 socket loop and a tether Session (3 rounds, each bounded by 20,000 requests or 10 s) and
@@ -97,7 +98,9 @@ def main() -> None:
             profile = cProfile.Profile()
             profile.runcall(tether_loop, port)
             print("\ntether loop, cProfile by own time (the profiler inflates every call):")
-            pstats.Stats(profile).sort_stats("tottime").print_stats(15); pstats.Stats(profile).sort_stats("cumulative").print_stats(45) if os.environ.get("PROFILE_CUMULATIVE") else None
+            pstats.Stats(profile).sort_stats("tottime").print_stats(15)
+            if "--cumulative" in sys.argv:  # who calls what: the layers' shares
+                pstats.Stats(profile).sort_stats("cumulative").print_stats(45)
         finally:
             ng.stop()
             ng.cleanup()

@@ -102,7 +102,7 @@ def test_get_json_is_parsable_and_says_what_each_request_rode(test_server: TestS
     requests = doc["requests"]
     assert [r["request_number"] for r in requests] == [1, 2, 3]
     assert [r["reused"] for r in requests] == [False, True, True]
-    assert requests[0]["events"][:2] == ["ConnectStart", "ConnectDone"]
+    assert requests[0]["events"][:3] == ["ConnectStart", "DNSDone", "ConnectDone"]
     assert requests[1]["events"][0] == "ConnectionReused"
     assert doc["summary"]["connections_opened"] == test_server.connections_accepted == 1
 

@@ -3,6 +3,7 @@ request, for Session and AsyncSession; the logging consumer; per-origin stats.""
 
 from __future__ import annotations
 
+import asyncio
 import io
 import logging
 import time
@@ -18,6 +19,7 @@ from tether.testing import Exchange, H2TestServer, TestServer
 
 FRESH = [
     tr.ConnectStart,
+    tr.DNSDone,
     tr.ConnectDone,
     tr.RequestHeadersSent,
     tr.ResponseHeadersReceived,
@@ -78,9 +80,12 @@ def test_fresh_then_reused_request(test_server: TestServer) -> None:
     check_common(events, f"http://127.0.0.1:{test_server.port}")
     n = r1.connection_info.connection_id
     assert {e.connection_id for e in events[1:]} == {n} == {r2.connection_info.connection_id}
-    done = events[1]
+    done = events[2]
     assert isinstance(done, tr.ConnectDone) and done.address == ("127.0.0.1", test_server.port)
-    sent = events[2]
+    assert [(a.address, a.outcome) for a in done.attempts] == [
+        (("127.0.0.1", test_server.port), "connected")
+    ]
+    sent = events[3]
     assert isinstance(sent, tr.RequestHeadersSent)
     assert (sent.method, sent.path) == ("GET", "/a")  # no query string: it may carry a token
     reused = events[first]
@@ -130,7 +135,7 @@ def test_http2_request_opens_streams_on_one_connection() -> None:
         s.get(server.url + "/")
         first = len(events)
         s.get(server.url + "/")
-    h2_fresh = [*FRESH[:2], tr.StreamOpened, *FRESH[2:]]
+    h2_fresh = [*FRESH[:3], tr.StreamOpened, *FRESH[3:]]
     assert kinds(events[:first]) == h2_fresh
     assert kinds(events[first:])[:6] == [tr.ConnectionReused, tr.StreamOpened, *REUSED[1:]]
     streams = [e.stream_id for e in events if isinstance(e, tr.StreamOpened)]
@@ -174,8 +179,14 @@ def test_tls_handshake_events(nginx_h2: Nginx) -> None:
     events: list[tr.TraceEvent] = []
     with tether.Session(verify=str(nginx_h2.ca_file), http2=True, trace=events.append) as s:
         s.get(nginx_h2.url + "/echo")
-    assert kinds(events)[:4] == [tr.ConnectStart, tr.ConnectDone, tr.TLSStart, tr.TLSDone]
-    tls = events[3]
+    assert kinds(events)[:5] == [
+        tr.ConnectStart,
+        tr.DNSDone,
+        tr.ConnectDone,
+        tr.TLSStart,
+        tr.TLSDone,
+    ]
+    tls = events[4]
     assert isinstance(tls, tr.TLSDone)
     assert tls.version in ("TLSv1.2", "TLSv1.3") and tls.alpn == "h2" and tls.seconds > 0
 
@@ -304,3 +315,35 @@ def test_rich_renders_the_stats_table(test_server: TestServer) -> None:
     console.print(stats)
     text: Any = console.export_text()
     assert f"http://127.0.0.1:{test_server.port}" in text and "reuse" in text
+
+
+def test_response_timings_name_what_each_request_paid(test_server: TestServer) -> None:
+    # A fresh connection pays connect; a reused one skips it; a streamed body's time is
+    # counted once it has been read; the parts never exceed the total.
+    test_server.route("/big", lambda ex: ex.respond(200, [], b"x" * 200_000))
+    with tether.Session() as s:
+        fresh = s.get(test_server.url + "/a").timings
+        reused = s.get(test_server.url + "/a").timings
+        with s.get(test_server.url + "/big", stream=True) as r:
+            assert r.timings.body == 0.0  # nothing read yet
+            r.read()
+            streamed = r.timings
+    assert fresh.connect > 0 and fresh.ttfb > 0 and fresh.request > 0
+    assert (reused.dns, reused.connect, reused.tls) == (0.0, 0.0, 0.0) and reused.ttfb > 0
+    assert streamed.body > 0
+    for t in (fresh, reused, streamed):
+        parts = t.dns + t.connect + t.tls + t.pool + t.request + t.ttfb + t.body
+        assert parts <= t.total + 1e-6
+        assert min(t.pool, t.request, t.body) >= 0.0
+
+
+def test_async_response_timings(test_server: TestServer) -> None:
+    async def run() -> tuple[tether.Timings, tether.Timings]:
+        async with tether.AsyncSession() as s:
+            first = (await s.get(test_server.url + "/a")).timings
+            second = (await s.get(test_server.url + "/a")).timings
+        return first, second
+
+    fresh, reused = asyncio.run(run())
+    assert fresh.connect > 0 and reused.connect == 0.0 and reused.ttfb > 0
+    assert fresh.dns + fresh.connect + fresh.pool + fresh.request + fresh.ttfb <= fresh.total

@@ -67,7 +67,7 @@ from .lifecycle.poolstate import PoolStats
 from .lifecycle.trace import TraceEvent
 from .models import URL, Headers, Origin, Request, Timeout
 from .protocol.proxy import Proxy
-from .response import AsyncResponse, ConnectionInfo, RawBody, Response
+from .response import AsyncResponse, ConnectionInfo, RawBody, Response, Timings
 from .sync.pool import ConnectionPool
 from .sync.poolmanager import PoolManager
 
@@ -137,6 +137,7 @@ __all__ = [
     "TetherError",
     "Timeout",
     "TimeoutException",
+    "Timings",
     "TokenAuth",
     "TooManyRedirects",
     "TotalTimeout",

@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json as jsonlib
 from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any, AnyStr, Literal, Protocol, Self, overload
 
@@ -36,6 +37,7 @@ __all__ = [
     "RawBody",
     "Response",
     "ResponseHead",
+    "Timings",
     "has_raw_header",
 ]
 
@@ -80,6 +82,28 @@ def has_raw_header(raw: list[tuple[bytes, bytes]], name: bytes) -> bool:
     return any(len(n) == size and n.lower() == name for n, _ in raw)
 
 
+@dataclass(frozen=True, slots=True)
+class Timings:
+    """Where a request's time went, in seconds (``response.timings``).
+
+    ``dns``, ``connect`` and ``tls`` are 0.0 when the request rode a reused connection (it
+    skipped them); ``pool`` is the wait for a connection or stream beyond dialing one (and any
+    earlier attempt a retry replaced); ``request`` from having the connection to the request
+    written (the liveness check included); ``ttfb`` from then to the first response byte;
+    ``body`` reading the body to its end (0.0 until a streamed body is read); ``total`` from
+    the call into the pool to the end of the body (or the head, while a stream is unread).
+    """
+
+    dns: float
+    connect: float
+    tls: float
+    pool: float
+    request: float
+    ttfb: float
+    body: float
+    total: float
+
+
 class ConnectionInfo:
     """Which connection carried a response, and what that connection had been through.
 
@@ -102,12 +126,14 @@ class ConnectionInfo:
     # Built on every response, so it copies a few numbers and reads the rest from the connection.
     __slots__ = (
         "_conn",
+        "_exchange",
         "coalesced",
         "http_version",
         "idle_time",
         "proxy",
         "request_number",
         "retries",
+        "started",
         "stream_id",
         "streams_in_flight",
         "ttfb",
@@ -116,6 +142,8 @@ class ConnectionInfo:
 
     def __init__(self, exchange: Any, retries: int, http_version: str) -> None:
         self._conn: ConnectionFacts = exchange.conn
+        self._exchange = exchange  # its clock stamps make ``Response.timings``
+        self.started = 0.0  # when the pool began this request (the pool sets it)
         self.request_number: int = exchange.request_number
         self.idle_time: float = exchange.idle_time
         self.ttfb: float = exchange.ttfb
@@ -334,6 +362,30 @@ class Response(Closing):
     def is_redirect(self) -> bool:
         """A 3xx with a Location (followed or not)."""
         return self.status in (301, 302, 303, 307, 308) and "location" in self.headers
+
+    @property
+    def timings(self) -> Timings:
+        """Where this request's time went (see `Timings`): computed when asked."""
+        info = self.connection_info
+        ex = info._exchange
+        sent = getattr(ex, "sent_at", 0.0)
+        if not info.started or not sent:  # not sent by a pool (a MockTransport's response)
+            return Timings(0.0, 0.0, 0.0, 0.0, 0.0, info.ttfb, 0.0, self.elapsed_seconds)
+        setup = info.dns_time + info.connect_time + info.tls_time
+        assigned = ex.assigned_at
+        head_at = sent + info.ttfb
+        done = ex.done_at
+        end = done if done >= head_at else info.started + self.elapsed_seconds
+        return Timings(
+            info.dns_time,
+            info.connect_time,
+            info.tls_time,
+            max(0.0, assigned - info.started - setup),
+            max(0.0, sent - assigned),
+            info.ttfb,
+            max(0.0, done - head_at) if done >= head_at else 0.0,
+            max(0.0, end - info.started),
+        )
 
     @property
     def elapsed(self) -> timedelta:

@@ -223,6 +223,7 @@ class AsyncConnectionPool(PoolFacts):
             exchanged(self._tracer, self._state.origin, exchange, request, head)
         attempts.reached = True
         info = ConnectionInfo(exchange, attempts.retries, head.http_version)
+        info.started = started
         self._route.describe(info)
         elapsed = self._clock() - started
         if stream:

@@ -40,7 +40,9 @@ class Exchange:
     """
 
     __slots__ = (
+        "assigned_at",
         "conn",
+        "done_at",
         "eof_first",
         "idle_time",
         "one_segment",
@@ -71,6 +73,8 @@ class Exchange:
         self.unprocessed = False
         self.ttfb = 0.0
         self.sent_at = 0.0  # the clock when the request was written (the driver sets it)
+        self.assigned_at = 0.0  # when the brain gave it a connection (set there)
+        self.done_at = 0.0  # when the brain saw it end (0.0: not yet)
         self.watch_reset = False
         self.one_send = 0
         self.one_segment = False

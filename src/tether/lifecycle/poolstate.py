@@ -358,6 +358,7 @@ class PoolState(Generic[C]):
             self.peak_streams = conn.in_flight
         idle_time = now - conn.idle_since if was_idle else 0.0
         exchange = order.exchange = Exchange(conn, conn.requests, conn.in_flight, idle_time)
+        exchange.assigned_at = now
         exchange.watch_reset = self.limits.retry_closed_before_request and not conn.multiplexed
         if self.tracer is not None and conn.requests > 1:
             self.tracer(ConnectionReused(now, self.origin, conn.id, idle_time, conn.requests))
@@ -420,6 +421,7 @@ class PoolState(Generic[C]):
         oldest waiting order or, once empty, back to the idle stack if there is room.
         """
         conn: C = exchange.conn
+        exchange.done_at = now
         if exchange.probe:
             exchange.probe = False
             self._probe_ended(exchange, conn, now)

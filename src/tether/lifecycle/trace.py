@@ -17,6 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from .dialplan import DialAttempt
 from .rules import CloseReason
 
 __all__ = [
@@ -24,6 +25,7 @@ __all__ = [
     "ConnectStart",
     "ConnectionClosed",
     "ConnectionReused",
+    "DNSDone",
     "GoawayReceived",
     "ReleasedToPool",
     "RequestBodySent",
@@ -60,13 +62,23 @@ class ConnectStart(TraceEvent):
 
 
 @dataclass(frozen=True, slots=True)
+class DNSDone(TraceEvent):
+    """The host name resolved (``seconds``; 0.0 for an IP literal or a proxied dial's own)."""
+
+    seconds: float
+
+
+@dataclass(frozen=True, slots=True)
 class ConnectDone(TraceEvent):
-    """TCP connected: ``address`` is the server's (ip, port), ``dns`` and ``connect`` seconds."""
+    """TCP connected: ``address`` is the server's (ip, port), ``dns`` and ``connect`` seconds;
+    ``attempts`` every address the dial tried, in order, with what became of it (happy
+    eyeballs: the winner is ``"connected"``, the others ``"abandoned"`` or their error)."""
 
     address: tuple[str, int]
     local_address: tuple[str, int]
     dns: float
     connect: float
+    attempts: tuple[DialAttempt, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -204,6 +216,7 @@ def connected(tracer: Tracer, origin: str, conn: Any, started: float) -> None:
     timings = conn.timings
     tcp_done = started + timings.dns + timings.connect
     n = conn.id
+    tracer(DNSDone(started + timings.dns, origin, n, timings.dns))
     tracer(
         ConnectDone(
             tcp_done,
@@ -213,6 +226,7 @@ def connected(tracer: Tracer, origin: str, conn: Any, started: float) -> None:
             conn.local_address,
             timings.dns,
             timings.connect,
+            tuple(getattr(timings, "attempts", ())),
         )
     )
     if timings.tls or conn.tls[0] is not None:

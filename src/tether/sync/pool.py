@@ -277,6 +277,7 @@ class ConnectionPool(PoolFacts, Closing):
         if self._tracer is not None:
             exchanged(self._tracer, self._state.origin, exchange, request, head)
         info = ConnectionInfo(exchange, attempts.retries, head.http_version)
+        info.started = started
         if self.proxy is not None:
             self._route.describe(info)
         elif request.url.origin != self.origin:
