@@ -445,7 +445,7 @@ def test_connect_head_carries_credentials_to_the_proxy(nginx_tls: Nginx) -> None
 
 
 @pytest.mark.parametrize(
-    "url", ["ftp://proxy:21", "https://proxy:443", "http://:3128", "socks6://h:1"]
+    "url", ["ftp://proxy:21", "ftps://proxy:990", "http://:3128", "socks6://h:1"]
 )
 def test_unsupported_proxy_url(url: str) -> None:
     secret = url.replace("://", f"://{USER}:{quote(PASSWORD, safe='')}@")

@@ -6,7 +6,10 @@
 - ``"relay"``: answers ``200`` and relays to the requested origin, but closes the tunnel
   once ``cut_after`` bytes went from the origin to the client (None: never);
 - ``"407"``: answers ``407`` with a Proxy-Authenticate header, whatever was sent;
-- ``"silent"``: closes without answering.
+- ``"silent"``: closes without answering;
+- ``"trailing"``: answers ``200`` with bytes after the reply in the same write.
+
+With ``tls`` (a server SSLContext) it is an https:// proxy: TLS first, the CONNECT inside.
 
 ``heads`` keeps every CONNECT head received (to check what the client sent). Threads are
 joined at ``stop()``; every socket is closed there at the latest.
@@ -15,13 +18,17 @@ joined at ``stop()``; every socket is closed there at the latest.
 from __future__ import annotations
 
 import socket
+import ssl
 import threading
 from typing import Self
 
 
 class FakeConnectProxy:
-    def __init__(self, mode: str, cut_after: int | None = None) -> None:
+    def __init__(
+        self, mode: str, cut_after: int | None = None, tls: ssl.SSLContext | None = None
+    ) -> None:
         self.mode = mode
+        self.tls = tls
         self.cut_after = cut_after
         self.heads: list[bytes] = []
         self._listener = socket.create_server(("127.0.0.1", 0))
@@ -33,7 +40,7 @@ class FakeConnectProxy:
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return f"{'https' if self.tls else 'http'}://127.0.0.1:{self.port}"
 
     def start(self) -> Self:
         self._spawn(self._accept)
@@ -59,6 +66,9 @@ class FakeConnectProxy:
 
     def _serve(self, client: socket.socket) -> None:
         try:
+            if self.tls is not None:
+                client.settimeout(5)
+                client = self._track(self.tls.wrap_socket(client, server_side=True))
             head = b""
             while b"\r\n\r\n" not in head and len(head) < 65536:
                 data = client.recv(4096)
@@ -73,6 +83,10 @@ class FakeConnectProxy:
                     b"HTTP/1.1 407 Proxy Authentication Required\r\n"
                     b'Proxy-Authenticate: Basic realm="fake"\r\nContent-Length: 0\r\n\r\n'
                 )
+                return
+            if self.mode == "trailing":
+                client.sendall(b"HTTP/1.1 200 Connection established\r\n\r\nhello")
+                client.recv(4096)  # until the client gives up
                 return
             client.sendall(b"HTTP/1.1 200 Connection established\r\n\r\n")
             if self.mode == "garbage":

@@ -110,6 +110,7 @@ class Squid(_OwnedDirProxy):
         (d / "squid.conf").write_text(f"""
 http_port 127.0.0.1:{self.ports[0]}
 http_port {auth_port}
+{self._tls_config()}
 visible_hostname localhost
 pid_filename {d}/squid.pid
 cache_log {d}/cache.log
@@ -133,6 +134,9 @@ http_access deny all
         self._chown()
         return [self.binary, "-N", "-f", str(d / "squid.conf")]
 
+    def _tls_config(self) -> str:
+        return ""  # TLSSquid: https_port listeners
+
     def wait_for(self, method: str, count: int, timeout: float = 3.0) -> list[SquidEntry]:
         """The ``method`` entries once there are ``count`` (squid logs a moment later)."""
         deadline = time.monotonic() + timeout
@@ -155,6 +159,35 @@ http_access deny all
                     SquidEntry(parts[0], int(parts[1]), parts[2], parts[3], parts[4], parts[5])
                 )
         return found
+
+
+class TLSSquid(Squid):
+    """Squid with two ``https_port`` listeners as well (an https:// proxy): ``ports[2]``
+    needs no credentials, ``ports[3]`` requires Basic auth. Their certificate names
+    ``localhost`` only, so a URL naming 127.0.0.1 shows that the proxy's name is checked.
+    (Debian's squid is built with GnuTLS, which serves https_port; ssl-bump it would not.)"""
+
+    ports_needed = 4
+
+    def _tls_config(self) -> str:
+        d = self.workdir
+        cert = self.ca.issue_cert("localhost")
+        cert.private_key_pem.write_to_path(str(d / "proxy.key"))
+        (d / "proxy.pem").write_bytes(b"".join(blob.bytes() for blob in cert.cert_chain_pems))
+        files = f"tls-cert={d}/proxy.pem tls-key={d}/proxy.key"
+        auth_port = f"127.0.0.1:{self.ports[3]}"
+        return (
+            f"https_port 127.0.0.1:{self.ports[2]} {files}\n"
+            f"https_port {auth_port} {files}\n"
+            f"acl authport myportname {auth_port}\n"
+        )
+
+    def https_url(self, auth: bool = False, host: str = "localhost") -> str:
+        """``https://[user:pass@]host:P``, the TLS listener with or without Basic auth."""
+        from urllib.parse import quote
+
+        creds = f"{quote(USER, safe='')}:{quote(PASSWORD, safe='')}@" if auth else ""
+        return f"https://{creds}{host}:{self.ports[3 if auth else 2]}"
 
 
 class Tinyproxy(_OwnedDirProxy):

@@ -20,8 +20,10 @@ Where it differs from requests' own ``HTTPAdapter`` (deliberately):
 - ``proxies``: requests chooses the proxy (``Session.proxies``, or the environment's
   ``*_proxy`` and ``no_proxy`` when ``trust_env``) and tether carries it: http:// forwarded on
   pooled connections to the proxy, https:// (and SOCKS) through tunnels kept and reused like
-  any pooled connection. A proxy tether cannot use (``https://`` proxies) raises
-  ``ProxiesNotSupported``; a refused CONNECT (407, 403) raises requests' ``ProxyError``.
+  any pooled connection; ``https://`` proxies get TLS to the proxy (checked with ``verify``,
+  as requests does) and the origin's TLS inside. A proxy tether cannot use (an unknown
+  scheme) raises ``ProxiesNotSupported``; a refused CONNECT (407, 403) raises requests'
+  ``ProxyError``.
 - ``verify=True`` means certifi's bundle, as in requests, but the environment's CA variables
   are read only by requests itself (``trust_env``), never by tether.
 - ``max_retries`` counts only retries of requests that reached no server (connect errors and
@@ -161,6 +163,8 @@ class TetherAdapter(BaseAdapter):
             raise ProxiesNotSupported(str(exc), request=request) from None
         t = _timeout(timeout)
         tls = None
+        if proxy is not None and proxy.tls:  # requests' verify covers an https proxy too
+            tls = TLSConfig(verify, _cert(cert))
         if url[:6].lower() == "https:":
             tls = TLSConfig(verify, _cert(cert))
             if verify is False:

@@ -74,10 +74,13 @@ async def open_connection(
     on_event: ConnEvent,
     resolver: Resolver | None = None,
     proxy: Proxy | None = None,
+    proxy_context: ssl.SSLContext | None = None,
 ) -> Connection:
     """A connected driver for ``origin`` (through a tunnel of ``proxy`` if given); nothing is
     left open if this fails or is cancelled."""
-    handoff, timings = await dial(_Handoff, origin, timeout.connect, ssl_context, resolver, proxy)
+    handoff, timings = await dial(
+        _Handoff, origin, timeout.connect, ssl_context, resolver, proxy, proxy_context
+    )
     assert handoff.transport is not None
     alpn = tls_facts(handoff.transport)[2]
     if alpn == "h2" or (http2 == "prior-knowledge" and alpn is None):

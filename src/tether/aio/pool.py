@@ -31,7 +31,7 @@ from ..exceptions import (
     TransportError,
 )
 from ..io.resolver import Resolver
-from ..io.tls import CertTypes, TLSConfig, VerifyTypes
+from ..io.tls import CertTypes, TLSConfig, VerifyTypes, proxy_tls
 from ..lifecycle.exchange import Attempts, Exchange
 from ..lifecycle.poolstate import Action, Order, PoolFacts, PoolState, PoolStats
 from ..lifecycle.route import Route
@@ -115,6 +115,7 @@ class AsyncConnectionPool(PoolFacts):
         if self._route.forward:
             http2 = False  # a forward proxy speaks HTTP/1.1 to us
         self._tls = TLSConfig(verify, cert, bool(http2)) if scheme == "https" else None
+        self._proxy_tls = proxy_tls(self.proxy, verify)  # an https proxy: its TLS
         self._http2: HTTP2Mode = (
             http2 if (scheme == "https" or http2 == "prior-knowledge") else False
         )
@@ -330,6 +331,7 @@ class AsyncConnectionPool(PoolFacts):
                 self._on_conn_event,
                 self._resolver,
                 self.proxy,
+                self._proxy_tls.context() if self._proxy_tls is not None else None,
             )
             if route.forward and isinstance(conn, AsyncHTTP11Connection):
                 conn.proxy_head = route.head

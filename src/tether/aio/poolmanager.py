@@ -11,7 +11,7 @@ from collections.abc import AsyncIterable, Iterable
 from typing import Any
 
 from ..exceptions import PoolClosed
-from ..io.tls import CertTypes, TLSConfig, VerifyTypes
+from ..io.tls import CertTypes, TLSConfig, VerifyTypes, pool_tls
 from ..lifecycle.poolstate import PoolStats
 from ..lifecycle.rules import LearnerTable
 from ..models import HeaderInput, Origin, Request, Timeout, TimeoutTypes, parse_url
@@ -57,10 +57,7 @@ class AsyncPoolManager:
     ) -> AsyncConnectionPool:
         """The pool for ``origin`` through ``proxy`` (created if needed), most recently used
         from now on (the key rule is `PoolManager`'s)."""
-        if origin.scheme != "https":
-            tls = None
-        elif tls is None:
-            tls = self.tls
+        tls = pool_tls(origin, tls, self.tls, proxy)
         if proxy is not None and not proxy.tunnels(origin):
             origin = proxy.origin  # forwarded: one pool per proxy carries every http origin
         key: PoolKey = (origin, tls, proxy)

@@ -25,7 +25,7 @@ from ..io.sockets import DialInfo
 from ..models import AsyncBody, Origin
 from ..protocol.proxy import Proxy
 from .dial import plan_dial, race
-from .proxyconnect import open_tunnel
+from .proxyconnect import open_tunnel, via_tls_proxy
 
 __all__ = ["BodyPieces", "Waiter", "dial", "tls_facts"]
 
@@ -189,10 +189,12 @@ async def dial(
     ssl_context: ssl.SSLContext | None,
     resolver: Resolver | None = None,
     proxy: Proxy | None = None,
+    proxy_context: ssl.SSLContext | None = None,
 ) -> tuple[P, DialInfo]:
     """Connect a new ``factory()`` protocol to ``origin`` (TCP, then TLS for https), through
     a tunnel of ``proxy`` (CONNECT or SOCKS) if one is given, or to the proxy itself when it
-    forwards ``origin``'s requests.
+    forwards ``origin``'s requests. An https proxy gets TLS first (``proxy_context``), and
+    the origin's TLS runs inside it (``proxyconnect.via_tls_proxy``).
 
     Resolution and the address race (happy eyeballs, ``aio.dial``), any proxy handshake and
     the TLS handshake share one deadline, ``timeout``. Raises ResolveError/ResolveTimeout,
@@ -218,6 +220,20 @@ async def dial(
     connected = time.monotonic()
     timings.connect = connected - resolved
     timings.rtt = connected - plan.winner_started()
+    if proxy is not None and proxy.tls:
+        left = None if deadline is None else max(0.0, deadline - connected)
+        try:
+            async with asyncio.timeout(left):
+                protocol = await via_tls_proxy(
+                    factory, sock, origin, proxy, ssl_context, proxy_context, timings
+                )
+        except TimeoutError:
+            raise ConnectTimeout(
+                f"proxy {proxy.url}: the route to {origin} (TLS to the proxy, CONNECT, TLS "
+                f"inside) was not open within the connect timeout ({timeout}s)"
+            ) from None
+        _addresses_of(sock, timings)
+        return protocol, timings
     if proxy is not None and proxy.tunnels(origin):
         left = None if deadline is None else max(0.0, deadline - connected)
         try:
@@ -259,12 +275,16 @@ async def dial(
         raise TLSError(f"TLS handshake with {origin} failed: {exc}") from None
     except ConnectionError as exc:
         raise ConnectError(f"{origin} closed the connection during set-up: {exc}") from None
+    _addresses_of(sock, timings)
+    return protocol, timings
+
+
+def _addresses_of(sock: socket.socket, timings: DialInfo) -> None:
     try:
         timings.local_address = _address(sock.getsockname())
         timings.remote_address = _address(sock.getpeername())
     except OSError:
         pass  # reset right after the handshake: the first request will say so
-    return protocol, timings
 
 
 def _address(raw: object) -> tuple[str, int]:

@@ -86,6 +86,7 @@ class Session(SessionDefaults, Closing):
         decode_limits: how far a compressed body may expand (``DecodeLimits``): past them the
             body raises ``DecompressionLimitError`` instead of filling memory.
         proxy: send every request through this proxy (``http://user:pass@host:3128``,
+            ``https://host:443`` (TLS to the proxy, checked with ``verify``),
             ``socks5h://host:1080``, ...).
         proxies: requests' form, per scheme or host: ``{"http": ..., "https": ..., "all":
             ..., "https://host": ..., "no_proxy": "localhost,.internal"}`` (see

@@ -15,8 +15,10 @@ from dataclasses import dataclass
 import certifi
 
 from ..exceptions import TLSError
+from ..models import Origin
+from ..protocol.proxy import Proxy
 
-__all__ = ["TLSConfig", "VerifyTypes"]
+__all__ = ["TLSConfig", "VerifyTypes", "pool_tls", "proxy_tls"]
 
 VerifyTypes = bool | str | os.PathLike[str] | ssl.SSLContext
 CertTypes = str | tuple[str, str] | None
@@ -82,3 +84,19 @@ class TLSConfig:
 
 _lock = threading.Lock()
 _contexts: dict[TLSConfig, ssl.SSLContext] = {}
+
+
+def pool_tls(
+    origin: Origin, tls: TLSConfig | None, default: TLSConfig, proxy: Proxy | None
+) -> TLSConfig | None:
+    """The TLS settings in a pool's key: an https origin's, and an https proxy's (``verify``
+    covers the proxy too), so that connections made with other settings are never shared."""
+    if origin.scheme == "https" or (proxy is not None and proxy.tls):
+        return tls or default
+    return None
+
+
+def proxy_tls(proxy: Proxy | None, verify: VerifyTypes) -> TLSConfig | None:
+    """How to check an https proxy: the session's ``verify``, no client certificate (that
+    is the origin's), and ALPN http/1.1 only (a proxy speaks HTTP/1.1 to us)."""
+    return TLSConfig(verify) if proxy is not None and proxy.tls else None

@@ -13,6 +13,12 @@ and ``recv``/``send``/``sendall`` carry plaintext. Errors are a socket's: Timeou
 BlockingIOError (non-blocking mode, or a kernel timeout), OSError (``ssl.SSLError`` is one);
 ``ssl.SSLWantReadError`` never escapes.
 
+TLS in TLS (an https origin through an https proxy's CONNECT tunnel): a ``TLSTransport``
+made over another one takes over its descriptor and its TLS connection (``_Outer``), so the
+wire carries the proxy's records and those carry the origin's. It is still one socket to the
+drivers (``fileno``, ``pending``, timeouts), and its hot path is the plain one's: only the
+three functions that move ciphertext between the BIOs and the wire differ.
+
 Threads: HTTP/2 reads on one thread while others write. The SSLObject is used under
 ``_lock``, which is held only for work in memory, never across a system call; ``_send_lock``
 keeps records on the wire in the order they were encrypted.
@@ -24,6 +30,7 @@ import socket
 import ssl
 import threading
 import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Literal, NoReturn, overload
 
 if TYPE_CHECKING:
@@ -55,15 +62,24 @@ class TLSTransport(socket.socket):
         incoming, outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
         # Before taking the descriptor: a refused hostname raises with nothing to clean up.
         tls = context.wrap_bio(incoming, outgoing, server_hostname=server_hostname)
+        # The C object behind SSLObject (read/write/pending), called directly on the hot path:
+        # ssl.SSLObject's methods are Python wrappers around it. Falls back to the wrapper.
+        self._c: Any = getattr(tls, "_sslobj", tls)
+        # Ciphertext between the BIOs and the wire: the BIOs' own methods, unless this runs
+        # inside another TLS connection (then that one's records wrap ours).
+        self._wire_in: Callable[[Any], object] = incoming.write
+        self._wire_eof: Callable[[], None] = incoming.write_eof
+        self._wire_out: Callable[[], bytes] = outgoing.read
+        self.outer: _Outer | None = None
+        if isinstance(sock, TLSTransport):
+            self.outer = outer = _Outer(sock, incoming, outgoing)
+            self._wire_in, self._wire_eof, self._wire_out = outer.feed, outer.eof, outer.wrap
         timeout = sock.gettimeout()
         super().__init__(sock.family, sock.type, sock.proto, fileno=sock.detach())
         socket.socket.settimeout(self, timeout)
         self._incoming = incoming
         self._outgoing = outgoing
         self._tls = tls
-        # The C object behind SSLObject (read/write/pending), called directly on the hot path:
-        # ssl.SSLObject's methods are Python wrappers around it. Falls back to the wrapper.
-        self._c: Any = getattr(tls, "_sslobj", tls)
         self._lock = threading.Lock()  # the SSLObject and its BIOs; memory work only
         self._send_lock = threading.Lock()  # order of records on the wire
         self._unsent = b""  # ciphertext a non-blocking send could not hand to the kernel
@@ -88,9 +104,9 @@ class TLSTransport(socket.socket):
                 self._tls.do_handshake()
                 break
             except ssl.SSLWantReadError:
-                self._send_raw(self._outgoing.read(), deadline)
+                self._send_raw(self._wire_out(), deadline)
                 self._fill(deadline)
-        self._send_raw(self._outgoing.read(), deadline)  # TLS 1.3: the client's Finished
+        self._send_raw(self._wire_out(), deadline)  # TLS 1.3: the client's Finished
         socket.socket.settimeout(self, timeout)
 
     def _remaining(self, deadline: float | None) -> None:
@@ -110,9 +126,9 @@ class TLSTransport(socket.socket):
         self._remaining(deadline)
         data = socket.socket.recv(self, _RAW_RECV)
         if data:
-            self._incoming.write(data)
+            self._wire_in(data)
         else:
-            self._incoming.write_eof()
+            self._wire_eof()
 
     # -- reading --------------------------------------------------------------------------
 
@@ -133,14 +149,15 @@ class TLSTransport(socket.socket):
             if data is not None:
                 return data
         buf, lock, outgoing = _read_buffer(), self._lock, self._outgoing
+        wire_in = self._wire_in
         while True:  # each pass consumes what one read of the socket brought
             got = _recv_into(self, buf, _RAW_RECV, flags)
             plain: bytes = b""
             with lock:
                 if not got:
-                    incoming.write_eof()
+                    self._wire_eof()
                 else:
-                    incoming.write(buf[:got])
+                    wire_in(buf[:got])
                     try:
                         plain = c.read(bufsize)
                     except ssl.SSLWantReadError:
@@ -148,6 +165,8 @@ class TLSTransport(socket.socket):
                     except ssl.SSLZeroReturnError:
                         self._eof = True
                         return b""
+                    except ssl.SSLEOFError:
+                        pass  # inside TLS: the proxy's connection ended (_decrypt says so)
                     if plain and not (incoming.pending or c.pending() or outgoing.pending):
                         return plain  # the common case: one pass, everything decrypted
             if not plain:  # EOF, or close_notify: _decrypt tells which
@@ -228,7 +247,7 @@ class TLSTransport(socket.socket):
     def _transmit(self) -> None:
         """Hand the encrypted bytes to the kernel (``_send_lock`` held)."""
         with self._lock:
-            data = self._outgoing.read()
+            data = self._wire_out()
         if self._unsent:
             data, self._unsent = self._unsent + data, b""
         if not data:
@@ -295,10 +314,68 @@ class TLSTransport(socket.socket):
     sendto = sendmsg = sendfile = makefile = dup = _refuse
 
 
+class _Outer:
+    """The TLS connection to a proxy, taken over by the origin's TLS that runs inside it.
+
+    The wire's bytes are the proxy connection's records; their plaintext is the inner
+    connection's ciphertext. What arrives is decrypted at once and all of it (so nothing waits
+    here that a poll of the socket would miss: only part of a record can stay). Used under
+    the inner transport's ``_lock``, as its own BIOs are.
+    """
+
+    __slots__ = ("_c", "_in", "_inner_in", "_inner_out", "_out", "closed", "tls")
+
+    def __init__(self, proxy: TLSTransport, inner_in: ssl.MemoryBIO, inner_out: ssl.MemoryBIO):
+        if proxy.pending() or proxy._unsent or proxy.outer is not None:
+            raise ValueError("TLS inside TLS needs an idle proxy connection, one level deep")
+        self.tls = proxy._tls  # the proxy's SSLObject: its certificate, its version
+        self._c = proxy._c
+        self._in, self._out = proxy._incoming, proxy._outgoing
+        self._inner_in, self._inner_out = inner_in, inner_out
+        self.closed = False  # the proxy's TLS ended (close_notify or EOF): so does ours
+
+    def feed(self, data: Any) -> None:
+        self._in.write(data)
+        self._drain()
+
+    def eof(self) -> None:
+        self._in.write_eof()
+        self._drain()
+        self._close()
+
+    def _drain(self) -> None:
+        c, inner = self._c, self._inner_in
+        while not self.closed:
+            try:
+                piece = c.read(_RAW_RECV)
+            except ssl.SSLWantReadError:
+                return
+            except (ssl.SSLZeroReturnError, ssl.SSLEOFError):
+                piece = b""
+            if not piece:
+                self._close()
+                return
+            inner.write(piece)
+
+    def _close(self) -> None:
+        if not self.closed:
+            self.closed = True
+            self._inner_in.write_eof()
+
+    def wrap(self) -> bytes:
+        """The wire bytes for what the inner connection has to send (and any of our own)."""
+        data = self._inner_out.read()
+        if data:
+            self._c.write(data)
+        return self._out.read()
+
+
 def handshake_over(
     sock: socket.socket, context: ssl.SSLContext, server_hostname: str, timeout: float | None
 ) -> TLSTransport:
     """TLS on a connected TCP socket, handshake done; on failure the socket is closed.
+
+    ``sock`` may be a ``TLSTransport`` (an https proxy's tunnel): the new one runs inside it.
 
     Raises like the handshake (ssl.SSLError, TimeoutError, OSError, ValueError).
     """

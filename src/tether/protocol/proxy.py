@@ -33,7 +33,7 @@ __all__ = [
     "handshake_for",
 ]
 
-PROXY_SCHEMES = frozenset({"http", "socks5", "socks5h", "socks4", "socks4a"})
+PROXY_SCHEMES = frozenset({"http", "https", "socks5", "socks5h", "socks4", "socks4a"})
 _DEFAULT_PORTS = {
     "http": 8080,
     "https": 443,
@@ -47,8 +47,11 @@ MAX_CONNECT_HEAD = 16 * 1024  # a CONNECT reply head longer than this is not a p
 
 @dataclass(frozen=True, slots=True)
 class Proxy:
-    """A proxy: scheme (http, socks5, socks5h, socks4, socks4a), host, port, credentials.
+    """A proxy: scheme (http, https, socks5, socks5h, socks4, socks4a), host, port, credentials.
 
+    ``https`` is an HTTP proxy reached over TLS (its certificate checked against ``host``):
+    forwarded requests and CONNECT travel inside that TLS connection, and an https origin's
+    own TLS runs inside the tunnel (TLS in TLS).
     ``socks5h`` and ``socks4a`` let the proxy resolve the origin's name; ``socks5`` and
     ``socks4`` resolve it here. Credentials are compared and hashed (they are part of the pool
     key) but never shown.
@@ -78,11 +81,6 @@ class Proxy:
         except ValueError:
             raise InvalidProxyURL(f"bad proxy URL {_redact(text)!r}: bad port or host") from None
         scheme = parts.scheme.lower()
-        if scheme == "https":
-            raise InvalidProxyURL(
-                f"https:// proxies (TLS to the proxy) are not supported: {_redact(text)!r}; "
-                "use http:// (https origins still get TLS end to end, inside CONNECT)"
-            )
         if scheme not in PROXY_SCHEMES:
             raise InvalidProxyURL(
                 f"unsupported proxy scheme {scheme!r} in {_redact(text)!r} "
@@ -97,8 +95,14 @@ class Proxy:
         return cls(scheme, origin.host, origin.port, user, password)
 
     @property
+    def tls(self) -> bool:
+        """Is the connection to the proxy itself TLS (an https:// proxy)?"""
+        return self.scheme == "https"
+
+    @property
     def origin(self) -> Origin:
-        """Where the TCP connection to the proxy goes."""
+        """Where the TCP connection to the proxy goes (scheme http even for an https proxy:
+        ``tls`` says whether TLS runs on it)."""
         return Origin("http", self.host, self.port)
 
     @property
@@ -109,7 +113,7 @@ class Proxy:
     @property
     def forwards_http(self) -> bool:
         """http:// requests go to this proxy as absolute-form requests (no tunnel)."""
-        return self.scheme == "http"
+        return self.scheme in ("http", "https")
 
     def tunnels(self, origin: Origin) -> bool:
         """Does a connection to ``origin`` go through a tunnel (CONNECT or SOCKS)?"""
@@ -153,6 +157,16 @@ class Handshake:
     def to_send(self) -> bytes:
         out, self._out = self._out, b""
         return out
+
+    def feed_read(self, data: bytes) -> None:
+        """``feed`` for bytes already taken off the connection (a TLS connection to the proxy
+        cannot be peeked). The reply must end where they end: the origin's TLS has not begun,
+        so a byte past the reply is the proxy's, and no origin speaks before the client."""
+        used = self.feed(data)
+        if self.done and used < len(data):
+            raise self.error(
+                f"{len(data) - used} unexpected bytes after the reply, before the TLS handshake"
+            )
 
     def feed(self, available: bytes) -> int:
         """Take what the socket holds; return how many of its bytes the handshake used."""
@@ -214,7 +228,7 @@ def remote_dns(proxy: Proxy) -> bool:
 
 def handshake_for(proxy: Proxy, origin: Origin, address: str) -> Handshake:
     """The handshake that opens a tunnel to ``origin`` (``address``: what to ask SOCKS for)."""
-    if proxy.scheme == "http":
+    if proxy.forwards_http:
         return ConnectHandshake(proxy, origin)
     try:
         from .socks import Socks4Handshake, Socks5Handshake

@@ -36,7 +36,7 @@ from ..io import forksafety
 from ..io.proxy import connect_via
 from ..io.resolver import Resolver
 from ..io.sockets import connect
-from ..io.tls import CertTypes, TLSConfig, VerifyTypes
+from ..io.tls import CertTypes, TLSConfig, VerifyTypes, proxy_tls
 from ..io.watcher import Callback, watcher
 from ..lifecycle.coalescing import may_coalesce
 from ..lifecycle.exchange import Attempts, Exchange
@@ -102,7 +102,8 @@ class ConnectionPool(PoolFacts, Closing):
             (or any origin through SOCKS) gets a tunnel per connection, kept and reused like
             any pooled connection; http through an HTTP proxy is forwarded: the connections go
             to the proxy and carry absolute-form requests (see ``PoolManager``: one such pool
-            per proxy serves every http origin).
+            per proxy serves every http origin). An https:// proxy is reached over TLS, checked
+            against its name with ``verify``.
     """
 
     def __init__(
@@ -134,6 +135,7 @@ class ConnectionPool(PoolFacts, Closing):
         if self._route.forward:
             http2 = False  # a forward proxy speaks HTTP/1.1 to us
         self._tls = TLSConfig(verify, cert, bool(http2)) if scheme == "https" else None
+        self._proxy_tls = proxy_tls(self.proxy, verify)  # an https proxy: its TLS
         self._http2: HTTP2Mode = (
             http2 if (scheme == "https" or http2 == "prior-knowledge") else False
         )
@@ -385,7 +387,10 @@ class ConnectionPool(PoolFacts, Closing):
             ctx = self._tls.context() if self._tls is not None else None
             route = self._route
             if self.proxy is not None:
-                sock, timings = connect_via(self.origin, self.proxy, t.connect, ctx, self._resolver)
+                pctx = self._proxy_tls.context() if self._proxy_tls is not None else None
+                sock, timings = connect_via(
+                    self.origin, self.proxy, t.connect, ctx, self._resolver, pctx
+                )
             else:
                 sock, timings = connect(self.origin, t.connect, ctx, self._resolver)
             try:

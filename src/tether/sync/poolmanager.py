@@ -10,7 +10,7 @@ from typing import Any
 from ..closing import Closing
 from ..exceptions import PoolClosed
 from ..io.sockets import resolve
-from ..io.tls import CertTypes, TLSConfig, VerifyTypes
+from ..io.tls import CertTypes, TLSConfig, VerifyTypes, pool_tls
 from ..lifecycle.rules import LearnerTable
 from ..models import HeaderInput, Origin, Request, Timeout, TimeoutTypes, parse_url
 from ..protocol.proxy import Proxy
@@ -78,10 +78,7 @@ class PoolManager(Closing):
     ) -> ConnectionPool:
         """The pool for ``origin`` through ``proxy`` (created if needed), most recently used
         from now on."""
-        if origin.scheme != "https":
-            tls = None
-        elif tls is None:
-            tls = self.tls
+        tls = pool_tls(origin, tls, self.tls, proxy)
         last = self._last
         if last is not None and last[0] is origin and last[1] is tls and last[2] is proxy:
             return last[3]  # the same origin as the previous request: no lookup, no reordering
