@@ -139,7 +139,7 @@ def test_pool_key_tells_credentials_apart() -> None:
     assert repr(a) == repr(b)  # apart in the key, alike on screen
 
 
-@pytest.mark.parametrize("url", ["ftp://p:21", "https://p:443", "socks6://p:1", "http://:1"])
+@pytest.mark.parametrize("url", ["ftp://p:21", "ftps://p:990", "socks6://p:1", "http://:1"])
 def test_unsupported_proxy_urls(url: str) -> None:
     with pytest.raises(tether.InvalidProxyURL):
         Proxy.parse(url.replace("://", "://user:hunter2@"))
@@ -154,6 +154,11 @@ def test_route_of_each_proxy() -> None:
     assert not http.tunnels(Origin.of("http", "a.example"))  # forwarded
     assert http.tunnels(Origin.of("https", "a.example"))  # CONNECT
     assert Proxy.parse("socks5://s:1").tunnels(Origin.of("http", "a.example"))
+    tls = Proxy.parse("https://user:pw@p")  # TLS to the proxy, HTTP inside: the same routes
+    assert tls.tls and tls.port == 443 and tls.url == "https://p:443"
+    assert not tls.tunnels(Origin.of("http", "a.example"))
+    assert tls.tunnels(Origin.of("https", "a.example"))
+    assert tls.authorization() == Proxy.parse("http://user:pw@p").authorization()
 
 
 # -- the handshakes, fed what a proxy sends ---------------------------------------------------

@@ -108,7 +108,6 @@ async def test_async_http_forwarded_over_tls_to_the_proxy(
 
 def test_tls_in_tls_tunnel_reused(squid: TLSSquid, nginx_tls: Nginx, ca_file: str) -> None:
     before = len(nginx_tls.access_log())
-    fds = fd_count()
     with tether.Session(proxy=squid.https_url(), verify=ca_file) as session:
         infos = []
         for _ in range(N):
@@ -117,6 +116,7 @@ def test_tls_in_tls_tunnel_reused(squid: TLSSquid, nginx_tls: Nginx, ca_file: st
             infos.append(r.connection_info)
         big = session.get(nginx_tls.url + "/64k.bin")  # many records in records
         stats = session.stats()
+        fds = fd_count()
     assert len(big.content) == 64 * 1024
     assert [i.tunnel_reused for i in infos] == [False] + [True] * (N - 1)
     assert all(i.tunneled and i.proxy == squid.https_url() for i in infos)
@@ -124,7 +124,10 @@ def test_tls_in_tls_tunnel_reused(squid: TLSSquid, nginx_tls: Nginx, ca_file: st
     nginx_tls.wait_for_requests(before + N + 1)
     assert list(_new_connections(nginx_tls, before).values()) == [N + 1]  # one origin conn
     assert _eventually(lambda: _tunnels(squid)) == ["TCP_TUNNEL/200"]  # one tunnel, at close
-    assert fd_count() == fds
+    connects = [e for e in squid.entries() if e.method == "CONNECT"]
+    assert [e.local_port for e in connects] == [squid.ports[2]]  # through squid's TLS listener
+    assert infos[0].tls_version is not None and infos[0].alpn_protocol == "http/1.1"
+    assert fd_count() == fds - 1  # TLS in TLS is one descriptor, closed with the session
 
 
 @aio
@@ -321,3 +324,33 @@ async def test_async_bytes_after_the_connect_reply(
             with pytest.raises(tether.ProxyError, match="unexpected bytes after the reply"):
                 await session.get(nginx_tls.url + "/")
             assert session.stats().open == 0
+
+
+# -- requests' adapter: requests chooses the https proxy, its verify checks it ---------------
+
+
+def test_requests_adapter_through_an_https_proxy(
+    squid: TLSSquid, nginx: Nginx, nginx_tls: Nginx, ca_file: str
+) -> None:
+    import requests
+
+    from tether.adapters.requests import TetherAdapter
+
+    adapter = TetherAdapter()
+    with requests.Session() as s:
+        s.trust_env = False
+        s.mount("http://", adapter)
+        s.mount("https://", adapter)
+        s.proxies = {"http": squid.https_url(), "https": squid.https_url()}
+        s.verify = ca_file
+        for url in (nginx.url, nginx_tls.url):
+            for _ in range(3):
+                assert s.get(url + "/").content == SMALL_BODY
+        stats = adapter.stats()
+        s.verify = True  # certifi: the proxy's certificate is not trusted
+        with pytest.raises(requests.exceptions.SSLError):
+            s.get(nginx.url + "/")
+    assert stats.connections_opened == 2 and stats.tunnels_opened == 1
+    entries = squid.entries()
+    assert len({e.client for e in entries if e.method == "GET"}) == 1
+    assert [e.method for e in entries].count("CONNECT") <= 1  # logged at close

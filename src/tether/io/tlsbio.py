@@ -326,13 +326,14 @@ class _Outer:
     __slots__ = ("_c", "_in", "_inner_in", "_inner_out", "_out", "closed", "tls")
 
     def __init__(self, proxy: TLSTransport, inner_in: ssl.MemoryBIO, inner_out: ssl.MemoryBIO):
-        if proxy.pending() or proxy._unsent or proxy.outer is not None:
-            raise ValueError("TLS inside TLS needs an idle proxy connection, one level deep")
+        if proxy._unsent or proxy.outer is not None:
+            raise ValueError("TLS inside TLS needs a flushed proxy connection, one level deep")
         self.tls = proxy._tls  # the proxy's SSLObject: its certificate, its version
         self._c = proxy._c
         self._in, self._out = proxy._incoming, proxy._outgoing
         self._inner_in, self._inner_out = inner_in, inner_out
         self.closed = False  # the proxy's TLS ended (close_notify or EOF): so does ours
+        self._drain()  # records already received (a session ticket, say) are the proxy's
 
     def feed(self, data: Any) -> None:
         self._in.write(data)
