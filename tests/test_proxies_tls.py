@@ -354,3 +354,33 @@ def test_requests_adapter_through_an_https_proxy(
     entries = squid.entries()
     assert len({e.client for e in entries if e.method == "GET"}) == 1
     assert [e.method for e in entries].count("CONNECT") <= 1  # logged at close
+
+
+# -- bad input: the https proxy cuts the tunnel mid-response ----------------------------------
+
+
+def test_https_proxy_cuts_the_tunnel_mid_response(
+    proxy_tls: ssl.SSLContext, nginx_tls: Nginx, ca_file: str
+) -> None:
+    # 20 kB covers both handshakes and the start of a 64 KiB body, never all of it.
+    with (
+        FakeConnectProxy("relay", cut_after=20_000, tls=proxy_tls) as fake,
+        tether.Session(proxy=fake.url, verify=ca_file, timeout=5) as session,
+    ):
+        with pytest.raises((tether.ReadError, tether.RemoteProtocolError)):
+            session.get(nginx_tls.url + "/64k.bin")
+        assert session.stats().open == 0
+        assert session.get(nginx_tls.url + "/").content == SMALL_BODY  # the pool is healthy
+        assert session.stats().tunnels_opened == 2
+
+
+@aio
+async def test_async_https_proxy_cuts_the_tunnel_mid_response(
+    proxy_tls: ssl.SSLContext, nginx_tls: Nginx, ca_file: str
+) -> None:
+    with FakeConnectProxy("relay", cut_after=20_000, tls=proxy_tls) as fake:
+        async with tether.AsyncSession(proxy=fake.url, verify=ca_file, timeout=5) as session:
+            with pytest.raises((tether.ReadError, tether.RemoteProtocolError)):
+                await session.get(nginx_tls.url + "/64k.bin")
+            assert (await session.get(nginx_tls.url + "/")).content == SMALL_BODY
+            assert session.stats().tunnels_opened == 2

@@ -17,6 +17,7 @@ joined at ``stop()``; every socket is closed there at the latest.
 
 from __future__ import annotations
 
+import select
 import socket
 import ssl
 import threading
@@ -95,6 +96,9 @@ class FakeConnectProxy:
                 return
             host, _, port = head.split(b" ", 2)[1].decode().rpartition(":")
             upstream = self._track(socket.create_connection((host.strip("[]"), int(port))))
+            if isinstance(client, ssl.SSLSocket):  # one thread: an SSLSocket is not shared
+                self._relay_tls(client, upstream, self.cut_after)
+                return
             self._spawn(self._pipe, client, upstream, None)
             self._pipe(upstream, client, self.cut_after)
         except OSError:
@@ -123,8 +127,42 @@ class FakeConnectProxy:
                 except OSError:
                     pass
 
+    def _relay_tls(
+        self, client: ssl.SSLSocket, upstream: socket.socket, budget: int | None
+    ) -> None:
+        """Relay both ways on this thread; close the client (no close_notify) once ``budget``
+        bytes went from the origin to it."""
+        sent = 0
+        client.settimeout(0.2)
+        upstream.settimeout(0.2)
+        try:
+            while not self._stopped:
+                ready, _, _ = select.select([client, upstream], [], [], 0.2)
+                if client in ready or client.pending():
+                    data = client.recv(65536)
+                    if not data:
+                        return
+                    upstream.sendall(data)
+                if upstream in ready:
+                    data = upstream.recv(65536)
+                    if not data:
+                        return
+                    if budget is not None and sent + len(data) > budget:
+                        client.sendall(data[: budget - sent])
+                        return  # cut the tunnel mid-stream: the finally closes it
+                    client.sendall(data)
+                    sent += len(data)
+        except OSError:
+            pass
+        finally:
+            upstream.close()
+
     def stop(self) -> None:
         self._stopped = True
+        try:
+            self._listener.shutdown(socket.SHUT_RDWR)  # wakes the accept thread (close does not)
+        except OSError:
+            pass
         self._listener.close()
         with self._lock:
             for sock in self._sockets:
