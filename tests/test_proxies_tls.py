@@ -384,3 +384,40 @@ async def test_async_https_proxy_cuts_the_tunnel_mid_response(
                 await session.get(nginx_tls.url + "/64k.bin")
             assert (await session.get(nginx_tls.url + "/")).content == SMALL_BODY
             assert session.stats().tunnels_opened == 2
+
+
+# -- httpx's transport: an https proxy given to tether's transport ---------------------------
+
+
+def test_httpx_transport_through_an_https_proxy(
+    squid: TLSSquid, nginx_tls: Nginx, ca_file: str
+) -> None:
+    import httpx
+
+    from tether.adapters.httpx import TetherTransport
+
+    transport = TetherTransport(verify=ca_file, proxy=httpx.Proxy(squid.https_url()))
+    with httpx.Client(transport=transport) as client:
+        infos = [client.get(nginx_tls.url + "/").extensions["connection_info"] for _ in range(3)]
+        assert transport.stats().tunnels_opened == 1
+    assert [i.tunnel_reused for i in infos] == [False, True, True]
+    pinned = httpx.Proxy(squid.https_url(), ssl_context=ssl.create_default_context())
+    with pytest.raises(tether.InvalidProxyURL, match="ssl_context"):  # refused, not ignored
+        TetherTransport(verify=ca_file, proxy=pinned)
+
+
+@aio
+async def test_async_httpx_transport_https_proxy_credentials(
+    squid: TLSSquid, nginx: Nginx, ca_file: str
+) -> None:
+    import httpx
+
+    from tether.adapters.httpx import AsyncTetherTransport
+
+    proxy = httpx.Proxy(f"https://localhost:{squid.ports[3]}", auth=(USER, PASSWORD))
+    transport = AsyncTetherTransport(verify=ca_file, proxy=proxy)
+    async with httpx.AsyncClient(transport=transport) as client:
+        r = await client.get(nginx.url + "/")
+    assert r.content == SMALL_BODY
+    entries = squid.wait_for("GET", 1)
+    assert [(e.local_port, e.user) for e in entries] == [(squid.ports[3], USER)]

@@ -18,8 +18,10 @@ Differences from ``httpx.HTTPTransport`` (deliberate): the environment's ``SSL_C
 ``SSL_CERT_DIR`` are never read (``verify=True`` is certifi); ``retries`` counts only requests
 that reached no server (connect errors and timeouts), while tether itself resends a request on
 a dead reused connection when that is safe. Proxies: ``TetherTransport(proxy=...)`` (a URL or
-an ``httpx.Proxy``; http, socks5, socks5h) sends every request through it, tunnels pooled and
-reused (``httpx.Client(proxy=...)`` would route around this transport, through httpx's own);
+an ``httpx.Proxy``; http, https, socks5, socks5h) sends every request through it, tunnels
+pooled and reused (``httpx.Client(proxy=...)`` would route around this transport, through
+httpx's own); an https proxy is checked with the transport's ``verify`` (an
+``httpx.Proxy(ssl_context=...)`` is refused rather than ignored);
 ``uds`` is not supported.
 
 ``AsyncTetherTransport`` is the same for ``httpx.AsyncClient``, over tether's asyncio pools
@@ -281,6 +283,11 @@ def _proxy(value: str | httpx.URL | httpx.Proxy | None) -> Proxy | None:
     if value is None:
         return None
     if isinstance(value, httpx.Proxy):
+        if value.ssl_context is not None:
+            raise tx.InvalidProxyURL(
+                f"httpx.Proxy(ssl_context=...) for {value.url.scheme}://{value.url.host} is not "
+                "supported: the transport's verify= checks an https proxy"
+            )
         url = value.url
         if value.auth:
             url = url.copy_with(username=value.auth[0], password=value.auth[1])
