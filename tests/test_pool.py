@@ -7,6 +7,7 @@ only the tests about real servers' real timers sleep.
 
 from __future__ import annotations
 
+import select
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -17,7 +18,9 @@ import pytest
 from helpers import close_wait_count, fd_count
 
 import tether
+import tether.sync.pool
 from tether import ConnectionPool, Limits, PoolManager, Timeout
+from tether.io.watcher import IdleWatcher
 from tether.testing import DelayProxy, Exchange, TestServer, pattern_bytes
 
 
@@ -348,6 +351,43 @@ def test_watcher_covers_every_idle_connection(test_server: TestServer) -> None:
         assert wait_for(lambda: pool.stats().closes == {"SERVER_CLOSED_IDLE": 3})
         assert pool.stats().open == 0
         assert close_wait_count(test_server.port) == 0
+
+
+def test_a_late_hangup_report_leaves_a_healthy_idle_connection_in_the_pool(
+    test_server: TestServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The watcher thread reads a report (a descriptor number), then waits for the CPU while
+    # the pool closes that socket and a new connection gets the number and goes idle. Played
+    # here step by step on a watcher without a thread, with a request arriving while the
+    # report is handled: it must ride the idle connection, not dial another one.
+    private = IdleWatcher()
+    private._epoll = select.epoll()  # no thread: the test plays it
+    monkeypatch.setattr(tether.sync.pool, "watcher", private)
+    try:
+        with ConnectionPool("127.0.0.1", test_server.port) as pool:
+            first = pool.request("GET", "/echo")
+            conn = pool._state.idle[0]
+            meanwhile: list[tether.Response] = []
+            check = conn.check_idle
+
+            def check_while_a_request_arrives() -> Any:
+                meanwhile.append(pool.request("GET", "/echo"))
+                return check()
+
+            conn.check_idle = check_while_a_request_arrives  # type: ignore[method-assign]
+            private._dispatch([(conn.fd, select.EPOLLRDHUP)])  # the earlier socket's hang-up
+            del conn.check_idle
+            later = pool.request("GET", "/echo")
+            assert later.connection_info.connection_id == first.connection_info.connection_id
+            assert later.connection_info.request_number == 2
+            assert test_server.connections_accepted == 1
+            # A real hang-up of that socket is still reported and closes it at once.
+            assert test_server.close_idle_connections() == 1
+            private._dispatch(private._epoll.poll(2.0))
+            assert pool.stats().closes == {"SERVER_CLOSED_IDLE": 1}
+            assert close_wait_count(test_server.port) == 0
+    finally:
+        private._epoll.close()
 
 
 # -- PoolManager and closing ----------------------------------------------------------------------

@@ -10,6 +10,11 @@ EPOLLRDHUP only (the peer closed), not EPOLLIN. A response arriving on a busy so
 not a hang-up, so the thread never wakes for it and checkout/release make no epoll call. The
 registration is one-shot: a close is reported once, and closing the socket removes it from the
 epoll set. The thread sleeps in epoll_wait while nothing changes.
+
+A report names a descriptor number, and the thread may read it, then wait for the CPU while
+the pool closes that socket and a new connection gets the number and goes idle. Such a late
+report is dropped (``_still_true``): handed on, it would take the healthy new connection off
+the idle stack to check it, and a request arriving meanwhile would dial another connection.
 """
 
 from __future__ import annotations
@@ -28,6 +33,8 @@ _EPOLL = hasattr(select, "epoll")
 _EVENTS = select.EPOLLRDHUP | select.EPOLLONESHOT if _EPOLL else 0
 # An idle HTTP/2 connection has things to say (PING, SETTINGS, GOAWAY): any readable byte.
 _READABLE = _EVENTS | select.EPOLLIN if _EPOLL else 0
+# What a poll of the socket shows while a report about it is true (hang-ups and errors stay).
+_HUNG_UP = select.POLLRDHUP | select.POLLHUP | select.POLLERR if _EPOLL else 0
 
 
 class Watched(Protocol):
@@ -48,7 +55,7 @@ class IdleWatcher:
     def __init__(self) -> None:
         # Connections and callbacks are held weakly: a pool dropped without close() leaves
         # nothing alive here (its sockets are then closed by the garbage collector).
-        self._entries: dict[int, tuple[weakref.ref[Watched], Callback]] = {}
+        self._entries: dict[int, tuple[weakref.ref[Watched], Callback, bool]] = {}
         self._epoll: select.epoll | None = None
         self._start_lock = threading.Lock()
 
@@ -62,7 +69,7 @@ class IdleWatcher:
         epoll = self._epoll or self._start()
         fd = conn.fd
         events = _READABLE if readable else _EVENTS
-        self._entries[fd] = (weakref.ref(conn), callback)
+        self._entries[fd] = (weakref.ref(conn), callback, readable)
         try:
             epoll.register(fd, events)
         except FileExistsError:
@@ -101,18 +108,23 @@ class IdleWatcher:
                 events = epoll.poll()
             except OSError:
                 return  # epoll closed (after fork, or at exit)
-            for fd, _ in events:
-                entry = self._entries.get(fd)
-                if entry is None:
-                    continue
-                conn, callback = entry[0](), entry[1]()
-                if conn is None or callback is None:
-                    self._entries.pop(fd, None)  # its pool is gone
-                    continue
-                try:
-                    callback(conn)
-                except Exception:
-                    continue
+            self._dispatch(events)
+
+    def _dispatch(self, events: list[tuple[int, int]]) -> None:
+        for fd, _ in events:
+            entry = self._entries.get(fd)
+            if entry is None:
+                continue
+            conn, callback = entry[0](), entry[1]()
+            if conn is None or callback is None:
+                self._entries.pop(fd, None)  # its pool is gone
+                continue
+            if not _still_true(fd, entry[2]):
+                continue  # about an earlier socket with this number; this one's watch stands
+            try:
+                callback(conn)
+            except Exception:
+                continue
 
     def _after_fork(self) -> None:
         # The child has a copy of the parent's epoll descriptor but not its thread: close the
@@ -127,6 +139,15 @@ class IdleWatcher:
     def running(self) -> bool:
         """Has this process an epoll and a thread watching it (started on first ``watch``)?"""
         return self._epoll is not None
+
+
+def _still_true(fd: int, readable: bool) -> bool:
+    """Does the socket numbered ``fd`` now show what a report about it would mean? A hang-up
+    or an error stays visible until the socket is closed, unread bytes until they are read;
+    one system call, made only when a report arrives."""
+    poller = select.poll()
+    poller.register(fd, _HUNG_UP | (select.POLLIN if readable else 0))
+    return bool(poller.poll(0))  # POLLNVAL (closed meanwhile) too: let the owner decide
 
 
 watcher = IdleWatcher()
