@@ -100,6 +100,7 @@ class HTTP2Connection:
         self.fd = sock.fileno()
         self._clock = clock
         self._on_event = on_event
+        self._goaway_told = False  # the pool hears of the GOAWAY once, from whichever thread
         self._proto = h2p.H2Protocol()
         self._lock = threading.Lock()  # protocol state and socket writes
         self._read_lock = threading.Lock()  # who reads the socket
@@ -291,13 +292,21 @@ class HTTP2Connection:
                 stream, data = self._table.open(self._proto, headers, end, self.accepting, _Stream)
             except StreamRefused as exc:
                 exchange.unprocessed = True  # nothing was sent: any method may go elsewhere
-                raise ReadError(str(exc), request=request) from None
-            exchange.stream = stream
-            exchange.stream_id = stream.id
-            # One socket timeout for both directions (Python has one): the read timeout, so
-            # that a request costs no settimeout call; writes here are small frames.
-            self._set_timeout(timeout.read)
-            self._out.append(data)
+                refused: ReadError | None = ReadError(str(exc), request=request)
+            else:
+                refused = None
+                exchange.stream = stream
+                exchange.stream_id = stream.id
+                # One socket timeout for both directions (Python has one): the read timeout, so
+                # that a request costs no settimeout call; writes here are small frames.
+                self._set_timeout(timeout.read)
+                self._out.append(data)
+        if refused is not None:
+            # The reader may have parsed a GOAWAY and not told the pool yet: tell it now, or
+            # the retry would be handed this connection again (and again, within one GIL slice).
+            if self._proto.goaway is not None:
+                self._tell_goaway()
+            raise refused
         exchange.wrote_any = True  # queued: from here on it may reach the server
         failure = self._flush()
         if failure is not None:
@@ -622,10 +631,17 @@ class HTTP2Connection:
             self._fail(CloseReason.PROTOCOL_ERROR, message, error.error_code)
             return False
         if applied.goaway is not None:
-            self._on_event(self, CloseReason.GOAWAY)
+            self._tell_goaway()
         elif applied.settings is not None:
             self._on_event(self, None)
         return True
+
+    def _tell_goaway(self) -> None:
+        with self._lock:
+            if self._goaway_told:
+                return
+            self._goaway_told = True
+        self._on_event(self, CloseReason.GOAWAY)
 
     def _forget(self, stream: _Stream) -> None:
         self._table.streams.pop(stream.id, None)
