@@ -1,7 +1,8 @@
 """One HTTP/1.1 connection for asyncio: an `asyncio.Protocol` around the same protocol reader.
 
 The event loop reads into a reused buffer (``BufferedReads``) and ``data_received`` gets what
-arrived; it goes straight into the sans-I/O `ResponseReader` (no asyncio streams: they add a buffer, a lock and a task switch per read).
+arrived; it goes straight into the sans-I/O `ResponseReader` (no asyncio streams: they add a
+buffer, a lock and a task switch per read).
 A coroutine waiting for the head or the body sleeps on one future that ``data_received``
 resolves. The record the pool's brain reads (``in_flight``, ``accepting``, ``stop_reason``,
 ``go_idle``, ``expires_at``...) and the facts written on each `Exchange` (``wrote_any``,
