@@ -38,12 +38,15 @@ def client_env() -> dict[str, str]:
 
     No proxy or CA-bundle variables (REQUESTS_CA_BUNDLE, CURL_CA_BUNDLE, ...): TLS
     runs get the test CA explicitly.  A small environment also keeps results
-    independent of the machine: requests scans os.environ on every request."""
+    independent of the machine: requests scans os.environ on every request.
+
+    The repository's own ``src`` comes first on the path: the tether measured is the one
+    ``tether_commit`` names (from a git worktree the venv's editable install points elsewhere)."""
     env = {
         "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
         "HOME": os.environ.get("HOME", "/root"),
         "LANG": "C.UTF-8",
-        "PYTHONPATH": str(HERE),
+        "PYTHONPATH": os.pathsep.join([str(HERE), str(HERE.parent / "src")]),
     }
     return env
 

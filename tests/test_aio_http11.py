@@ -283,6 +283,33 @@ def test_nginx_200_gets_and_16_tasks(nginx: Nginx) -> None:
     assert nginx.stats().accepts - before - 1 == stats.connections_opened
 
 
+@pytest.mark.parametrize("loop", LOOPS)
+@pytest.mark.parametrize("tls", [False, True], ids=["plain", "tls"])
+def test_16_connections_reading_at_once_each_get_their_own_bytes(
+    nginx: Nginx, nginx_tls: Nginx, loop: str, tls: bool
+) -> None:
+    # The loop reads every connection into one shared buffer (aio.transport.BufferedReads):
+    # streamed 64 KiB bodies on 16 connections, their pieces interleaved, must each arrive whole
+    # and in order.
+    big = bytes(range(256)) * (64 * 1024 // 256)
+    server = nginx_tls if tls else nginx
+
+    async def one(s: AsyncSession) -> bytes:
+        async with await s.get(server.url + "/64k.bin", stream=True) as r:
+            return b"".join([piece async for piece in r.aiter_bytes(1000)])
+
+    async def main() -> list[bytes]:
+        async with AsyncSession(pool_maxsize=16, verify=str(nginx_tls.ca_file)) as s:
+            bodies = []
+            for _ in range(3):
+                bodies += await asyncio.gather(*(one(s) for _ in range(16)))
+            return bodies
+
+    bodies = run(main(), loop)
+    assert len(bodies) == 48
+    assert all(body == big for body in bodies)
+
+
 def test_nginx_short_keepalive(nginx_short_keepalive: Nginx) -> None:
     async def main() -> tether.PoolStats:
         async with AsyncSession() as s:

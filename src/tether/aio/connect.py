@@ -20,7 +20,7 @@ from ..models import Origin, Timeout
 from ..protocol.proxy import Proxy
 from .http2 import AsyncHTTP2Connection
 from .http11 import AsyncHTTP11Connection, IdleEvent
-from .transport import dial, tls_facts
+from .transport import BufferedReads, dial, tls_facts
 
 __all__ = ["Connection", "HTTP2Mode", "open_connection"]
 
@@ -51,7 +51,7 @@ class _Handoff(asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self.lost = (exc,)
 
-    def hand_to(self, driver: asyncio.Protocol) -> None:
+    def hand_to(self, driver: BufferedReads) -> None:
         transport = self.transport
         assert transport is not None
         transport.set_protocol(driver)

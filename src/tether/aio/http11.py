@@ -1,7 +1,8 @@
 """One HTTP/1.1 connection for asyncio: an `asyncio.Protocol` around the same protocol reader.
 
-The event loop calls ``data_received`` with what arrived; it goes straight into the sans-I/O
-`ResponseReader` (no asyncio streams: they add a buffer, a lock and a task switch per read).
+The event loop reads into a reused buffer (``BufferedReads``) and ``data_received`` gets what
+arrived; it goes straight into the sans-I/O `ResponseReader` (no asyncio streams: they add a
+buffer, a lock and a task switch per read).
 A coroutine waiting for the head or the body sleeps on one future that ``data_received``
 resolves. The record the pool's brain reads (``in_flight``, ``accepting``, ``stop_reason``,
 ``go_idle``, ``expires_at``...) and the facts written on each `Exchange` (``wrote_any``,
@@ -34,7 +35,7 @@ from ..lifecycle.rules import (
 )
 from ..models import Origin, Request, Timeout
 from ..protocol.http11 import ResponseHead, ResponseReader, encode_chunk, request_bytes
-from .transport import BodyPieces, Waiter, tls_facts
+from .transport import BodyPieces, BufferedReads, Waiter, tls_facts
 
 __all__ = ["AsyncHTTP11Connection", "IdleEvent"]
 
@@ -44,7 +45,7 @@ _READ_AHEAD = 1024 * 1024
 _ids = itertools.count(1)
 
 
-class AsyncHTTP11Connection(asyncio.Protocol):
+class AsyncHTTP11Connection(BufferedReads):
     """A persistent HTTP/1.1 connection to one origin (owned by an `AsyncConnectionPool`)."""
 
     multiplexed = False

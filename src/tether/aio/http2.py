@@ -37,7 +37,7 @@ from ..lifecycle.rules import CloseReason, Limits, expiry, ping_due, ping_limit
 from ..models import Origin, Request, Timeout
 from ..protocol import http2 as h2p
 from ..protocol.h2streams import H2ResponseHead, Inbox, StreamRefused, StreamTable, request_head
-from .transport import BodyPieces, Waiter, tls_facts
+from .transport import BodyPieces, BufferedReads, Waiter, tls_facts
 
 __all__ = ["AsyncHTTP2Connection"]
 
@@ -66,7 +66,7 @@ class _Stream(Inbox):
             fut.set_result(None)
 
 
-class AsyncHTTP2Connection(asyncio.Protocol):
+class AsyncHTTP2Connection(BufferedReads):
     """An HTTP/2 connection to one origin, owned by an `AsyncConnectionPool`."""
 
     multiplexed = True

@@ -8,6 +8,12 @@ failure a typed error naming the origin, and nothing left open when it fails or 
 than ``asyncio.timeout`` (no task bookkeeping per read). The timer is lazy: one per
 connection, armed for the earliest deadline and moved on when it fires early, so a read that
 is answered in time (nearly all of them) costs no timer of its own.
+
+``BufferedReads`` is how both drivers receive: the loop reads into one buffer per thread
+(``get_buffer``/``buffer_updated``) and the driver's ``data_received`` gets a copy of exactly
+what came. A plain ``asyncio.Protocol`` makes the loop allocate ``max_size`` (256 KiB) per
+read and shrink it: an mmap, a page fault and an munmap per read, the largest cost of a small
+response (bench/aio_profile.py shows it next to the hand-written floors).
 """
 
 from __future__ import annotations
@@ -15,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import socket
 import ssl
+import threading
 import time
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from typing import TypeVar
@@ -27,7 +34,7 @@ from ..protocol.proxy import Proxy
 from .dial import plan_dial, race
 from .proxyconnect import open_tunnel, via_tls_proxy
 
-__all__ = ["BodyPieces", "Waiter", "dial", "tls_facts"]
+__all__ = ["BodyPieces", "BufferedReads", "Waiter", "dial", "tls_facts"]
 
 P = TypeVar("P", bound=asyncio.Protocol)
 
@@ -39,6 +46,37 @@ def _expire(fut: asyncio.Future[None]) -> None:
 
 _NEVER = float("inf")
 _SLACK = 0.001  # a timer may fire this early (uvloop's clock has millisecond steps)
+
+
+# As much as a plain Protocol's read takes at once (asyncio's max_size), so big bodies come in
+# as few pieces as before; pages are touched only as far as the reads fill them.
+_READ_SIZE = 256 * 1024
+
+
+class _ReadBuffer(threading.local):
+    """One read buffer per thread: a loop runs in one thread, and a driver copies out what came
+    before the loop's next read into it (``get_buffer`` and ``buffer_updated`` come in pairs,
+    with nothing but the read between them)."""
+
+    def __init__(self) -> None:
+        self.view = memoryview(bytearray(_READ_SIZE))
+
+
+_BUFFER = _ReadBuffer()
+
+
+class BufferedReads(asyncio.BufferedProtocol):
+    """A protocol that receives through ``data_received`` as a plain one does, without the
+    plain protocol's allocation of a new 256 KiB buffer per read (see the module docstring)."""
+
+    def get_buffer(self, sizehint: int) -> memoryview:
+        return _BUFFER.view
+
+    def buffer_updated(self, nbytes: int) -> None:
+        self.data_received(bytes(_BUFFER.view[:nbytes]))
+
+    def data_received(self, data: bytes) -> None:
+        raise NotImplementedError
 
 
 class Waiter:
