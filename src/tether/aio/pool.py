@@ -130,8 +130,8 @@ class AsyncConnectionPool(PoolFacts):
             self._tracer,
             str(self.origin),
             idle_learner,
+            self._route.tunnel,
         )
-        self._state.tunneled = self._route.tunnel
         self._clock = clock
         self._requests = PoolRequests(self.origin, self.headers)
         self._orphans: list[Exchange] = []  # ended by a finalizer, not yet accounted

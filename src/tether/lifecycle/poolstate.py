@@ -221,6 +221,7 @@ class PoolState(Generic[C]):
         tracer: Tracer | None = None,
         origin: str = "",
         learner: IdleTimeoutLearner | None = None,
+        tunneled: bool = False,
     ) -> None:
         self.maxsize = max(1, maxsize)
         self.tracer = tracer  # see lifecycle.trace: the events decided here are emitted here
@@ -235,7 +236,7 @@ class PoolState(Generic[C]):
         self.dialing_shared = 0  # dials that may yield a multiplexed connection
         self.single_flight = multiplexing
         self.closed = False
-        self.tunneled = False  # every connection is a proxy tunnel (counted as such)
+        self.tunneled = tunneled  # every connection is a proxy tunnel (counted as such)
         self.learner = learner if learner is not None else IdleTimeoutLearner()
         self._generation = self.learner.generation  # the bound this pool's deadlines used
         self.opened = self.requests = self.reuses = self.retries = 0

@@ -150,8 +150,8 @@ class ConnectionPool(PoolFacts, Closing):
             self._tracer,
             str(self.origin),
             idle_learner,
+            self._route.tunnel,
         )
-        self._state.tunneled = self._route.tunnel
         self._watch = watch_idle and watcher.available
         self._clock = clock
         self._lock = threading.Lock()
@@ -175,8 +175,8 @@ class ConnectionPool(PoolFacts, Closing):
             state.tracer,
             state.origin,
             state.learner,
+            state.tunneled,
         )
-        self._state.tunneled = self._route.tunnel
         self._lock = threading.Lock()
         self._orphans = []
 
